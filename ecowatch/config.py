@@ -1,0 +1,152 @@
+"""Run configuration: ``conf/*.yaml`` says how to run (thresholds, model choices, datasets by
+catalog name). It never holds paths to data: those live in the data catalog.
+
+Validated on load with pydantic: an unknown key, a wrong type or an out-of-range value is a
+:class:`ConfigError` naming the file, the key and the problem; a dataset name that the catalog
+does not know is an error naming both.
+
+Example (``conf/nightly.yaml``)::
+
+    catalog: data_catalog/catalog.yaml
+    datasets:
+      dump: sample_dump
+      deployments: sample_deployments
+      store: results_store
+      tracking: mlflow_tracking
+    ingest:
+      sequence_gap_s: 10
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ecowatch.catalog import Catalog, format_validation_error, load_catalog, read_yaml
+from ecowatch.errors import ConfigError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mts", ".m4v", ".mkv", ".wmv")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestConfig(_Strict):
+    """How a dump is scanned and its media grouped.
+
+    Attributes:
+        sequence_gap_s: frames of one deployment closer than this many seconds form one
+            sequence (burst/event).
+        clock_tolerance_h: a timestamp more than this many hours outside its deployment window
+            is flagged ``clock_outside_deployment``.
+        workers: processes that hash and decode files in parallel (0 = in-process).
+        batch_size: files written to the store per transaction.
+        image_extensions: file name endings treated as images (case-insensitive).
+        video_extensions: file name endings treated as video (recorded, not decoded).
+        skip_hidden: skip files and folders whose name starts with '.' (OS metadata) except
+            AppleDouble ``._*`` files next to media, which are recorded as not images.
+    """
+
+    sequence_gap_s: float = Field(10.0, gt=0)
+    clock_tolerance_h: float = Field(24.0, ge=0)
+    workers: int = Field(2, ge=0, le=256)
+    batch_size: int = Field(256, ge=1, le=100_000)
+    image_extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+    video_extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+    skip_hidden: bool = True
+
+    @field_validator("image_extensions", "video_extensions")
+    @classmethod
+    def _dotted_lowercase(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for ext in value:
+            if not ext.startswith("."):
+                raise ValueError(f"extension {ext!r} must start with '.' (e.g. '.jpg')")
+        return tuple(ext.lower() for ext in value)
+
+
+class DatasetNames(_Strict):
+    """Catalog names of the datasets a run reads and writes."""
+
+    dump: str = "sample_dump"
+    deployments: str | None = "sample_deployments"  # None: media are recorded without deployments
+    taxonomy: str | None = "sample_taxonomy"
+    labels: str | None = "sample_labels"
+    store: str = "results_store"
+    tracking: str = "mlflow_tracking"
+    models: str = "models"
+    exports: str = "exports"
+    reports: str = "reports"
+
+
+class TrackingConfig(_Strict):
+    """MLflow tracking: experiment name; the store itself is the catalog's ``tracking`` dataset."""
+
+    experiment: str = Field("ecowatch-nightly", min_length=1)
+    enabled: bool = True
+
+
+class RunConfig(_Strict):
+    """A whole run configuration file."""
+
+    catalog: str = "data_catalog/catalog.yaml"
+    datasets: DatasetNames = DatasetNames()
+    ingest: IngestConfig = IngestConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+
+class LoadedConfig:
+    """A validated run configuration together with its catalog."""
+
+    def __init__(self, config: RunConfig, catalog: Catalog, source: Path | None) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.source = source
+
+
+def load_config(path: str | Path, *, overrides: dict[str, object] | None = None) -> LoadedConfig:
+    """Load and validate a run configuration and the catalog it names.
+
+    Args:
+        path: a ``conf/*.yaml`` file. Its ``catalog`` path is relative to the project root
+            (the folder that holds ``conf/``).
+        overrides: dotted keys to override, e.g. ``{"ingest.workers": 0}``.
+
+    Returns:
+        The configuration and its loaded catalog.
+
+    Raises:
+        ConfigError: unreadable YAML, an unknown key, a wrong type or value, or a dataset name
+            that is not in the catalog.
+        CatalogError: the catalog itself is invalid.
+    """
+    source = Path(path).resolve()
+    raw = read_yaml(source, ConfigError)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(raw).__name__}.")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {dotted!r}: {part!r} is not a section.")
+        node[leaf] = value
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(str(source), exc)) from exc
+    root = source.parent.parent
+    catalog_path = Path(config.catalog)
+    catalog = load_catalog(catalog_path if catalog_path.is_absolute() else root / catalog_path)
+    for field, name in config.datasets.model_dump().items():
+        if name is not None and name not in catalog:
+            raise ConfigError(
+                f"{source}: datasets.{field}: {name!r} is not in the catalog {catalog.source}. "
+                f"Known datasets: {', '.join(catalog.names)}."
+            )
+    return LoadedConfig(config, catalog, source)

@@ -1,0 +1,45 @@
+"""MLflow tracking: runs land in an embedded sqlite store with their params, metrics, artefacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ecowatch.tracking import tracked_run, tracking_target
+
+
+def test_tracked_run_logs_to_sqlite_store(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    target = tracking_target(str(tmp_path / "ml" / "mlflow.db"))
+    assert target.tracking_uri.startswith("sqlite:///")
+    note = tmp_path / "note.txt"
+    note.write_text("hello")
+    with tracked_run(target, experiment="t", run_name="r1", tags={"k": "v"}) as run:
+        run.log_params({"p": 3})
+        run.log_metrics({"m": 1.5})
+        run.log_artifact(note)
+    client = MlflowClient(tracking_uri=target.tracking_uri)
+    got = client.get_run(run.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.data.params == {"p": "3"}
+    assert got.data.metrics == {"m": 1.5}
+    assert got.data.tags["k"] == "v"
+    assert [a.path for a in client.list_artifacts(run.run_id)] == ["note.txt"]
+    assert (tmp_path / "ml" / "artifacts").is_dir()  # artefacts beside the database, not in the cwd
+
+
+def test_failed_block_marks_run_failed(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    target = tracking_target(str(tmp_path / "mlflow.db"))
+    with pytest.raises(ValueError), tracked_run(target, experiment="t", run_name="r") as run:
+        raise ValueError("boom")
+    assert MlflowClient(tracking_uri=target.tracking_uri).get_run(run.run_id).info.status == "FAILED"
+
+
+def test_disabled_tracking_logs_nothing() -> None:
+    with tracked_run(None, experiment="t", run_name="r") as run:
+        run.log_params({"a": 1})
+        assert not run.enabled

@@ -29,3 +29,7 @@ class StoreError(EcowatchError):
 
 class ModelNotFoundError(EcowatchError):
     """A model (detector or classifier weights) cannot be found or loaded."""
+
+
+class IngestError(EcowatchError):
+    """The ingest stage cannot go on (e.g. a worker process died); re-running resumes it."""

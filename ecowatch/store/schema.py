@@ -73,7 +73,7 @@ media = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("media_type", sa.String(16), nullable=False),  # image, video, other
-    sa.Column("status", sa.String(16), nullable=False),  # ok, failed
+    sa.Column("status", sa.String(16), nullable=False),  # ok, failed, skipped (recorded only: video, AppleDouble)
     sa.Column("width", sa.Integer),  # as displayed (after EXIF orientation)
     sa.Column("height", sa.Integer),
     sa.Column("orientation", sa.Integer),  # EXIF orientation tag, 1 when absent

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from ecowatch.store.db import Store
@@ -29,3 +32,30 @@ def flag_counts(store: Store, dump_id: str) -> dict[str, int]:
             .group_by(media_flags.c.flag)
         ).all()
     return {flag: int(n) for flag, n in sorted(rows)}
+
+
+def write_flagged_media_csv(store: Store, dump_id: str, path: Path) -> int:
+    """Write every flagged media of a dump as CSV (relpath, status, flag, message).
+
+    Args:
+        store: the results store.
+        dump_id: the dump's catalog name.
+        path: the CSV file to write (its folder must exist).
+
+    Returns:
+        The number of rows written.
+    """
+    stmt = (
+        sa.select(media.c.relpath, media.c.status, media_flags.c.flag, media_flags.c.message)
+        .join(media_flags, media_flags.c.media_id == media.c.media_id)
+        .where(media.c.dump_id == dump_id)
+        .order_by(media.c.relpath, media_flags.c.flag)
+    )
+    count = 0
+    with store.engine.connect() as conn, path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["relpath", "status", "flag", "message"])
+        for row in conn.execute(stmt):
+            writer.writerow(row)
+            count += 1
+    return count

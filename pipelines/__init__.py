@@ -1,0 +1,1 @@
+"""Pipelines: library stages wired into runs (nightly, report, retrain). Short, no logic."""

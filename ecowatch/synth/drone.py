@@ -26,7 +26,8 @@ from ecowatch.synth.shapes import rotate, value_noise
 from ecowatch.synth.spec import DumpSpec
 from ecowatch.synth.taxa import SPECIES_BY_KEY
 from ecowatch.synth.topdown import DRONE_SPECIES, DroneAnimal, draw_topdown
-from ecowatch.synth.truth import Box, DeploymentRow, ImageRecord
+from ecowatch.synth.truth import Box, ImageRecord
+from ecowatch.tables import Deployment
 
 DRONE = CAMERAS_BY_KEY["dji_m3e"]
 SENSOR_WIDTH_MM = 17.3
@@ -91,7 +92,7 @@ def _plan_animals(spec: DumpSpec, region_key: str, seed_parts: list[int], width:
     return tuple(animals)
 
 
-def plan_flights(spec: DumpSpec) -> tuple[list[DeploymentRow], list[DroneFrameJob], list[str]]:
+def plan_flights(spec: DumpSpec) -> tuple[list[Deployment], list[DroneFrameJob], list[str]]:
     """Flights (as deployments) and their frames.
 
     Returns:
@@ -133,17 +134,17 @@ def plan_flights(spec: DumpSpec) -> tuple[list[DeploymentRow], list[DroneFrameJo
                 truncated=spec.include_broken_files and flight == 0 and k == n - 1 and n > 1,
             ))
         end = start + dt.timedelta(seconds=FRAME_INTERVAL_S * n + 60)
-        rows.append(DeploymentRow(dep_id, f"{region.code}{flight + 1:02d}", f"{region.name.split(',')[0]} survey area",
-                                  lat, lon, start - dt.timedelta(minutes=5), end, region.utc_offset_min,
-                                  f"UAV-{flight + 1:02d}", serial, DRONE.make, DRONE.model,
-                                  f"nadir survey at {spec.drone_altitude_m:.0f} m AGL, GSD {gsd * 100:.1f} cm/px"))
+        rows.append(Deployment(dep_id, f"{region.code}{flight + 1:02d}", f"{region.name.split(',')[0]} survey area",
+                               lat, lon, start - dt.timedelta(minutes=5), end, region.utc_offset_min,
+                               f"UAV-{flight + 1:02d}", serial, DRONE.make, DRONE.model,
+                               f"nadir survey at {spec.drone_altitude_m:.0f} m AGL, GSD {gsd * 100:.1f} cm/px"))
     return rows, jobs, sorted(set(regions), key=[r.key for r in REGIONS].index)
 
 
 class DroneRenderer:
     """Renders drone frame jobs (one per worker process)."""
 
-    def __init__(self, rows: list[DeploymentRow], dump_dir: Path, jpeg_quality: int, altitude_m: float) -> None:
+    def __init__(self, rows: list[Deployment], dump_dir: Path, jpeg_quality: int, altitude_m: float) -> None:
         self.rows = rows
         self.dump_dir = Path(dump_dir)
         self.jpeg_quality = jpeg_quality
@@ -258,7 +259,7 @@ def _execute(renderer: DroneRenderer, job: DroneFrameJob) -> tuple[tuple[Box, ..
 
 
 def generate_flights(spec: DumpSpec, dump_dir: Path, *, progress: ProgressFn | None = None
-                     ) -> tuple[list[DeploymentRow], list[ImageRecord], list[BrokenFile], list[str]]:
+                     ) -> tuple[list[Deployment], list[ImageRecord], list[BrokenFile], list[str]]:
     """Render every drone frame; returns rows, COCO records, broken files and regions used."""
     rows, jobs, region_keys = plan_flights(spec)
     results = run_jobs(jobs, workers=spec.workers, make_state=DroneRenderer,

@@ -21,7 +21,6 @@ from ecowatch.synth.parallel import ProgressFn, run_jobs
 from ecowatch.synth.render import FrameRenderer, FrameResult
 from ecowatch.synth.spec import DumpSpec
 from ecowatch.synth.truth import (
-    DeploymentRow,
     ImageRecord,
     count_boxes,
     write_coco,
@@ -29,6 +28,7 @@ from ecowatch.synth.truth import (
     write_manifest,
     write_taxonomy,
 )
+from ecowatch.tables import Deployment
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def generate_dump(
 
 
 def _generate_cards(spec: DumpSpec, dump_dir: Path, progress: ProgressFn | None
-                    ) -> tuple[list[DeploymentRow], list[ImageRecord], list[BrokenFile], list[str]]:
+                    ) -> tuple[list[Deployment], list[ImageRecord], list[BrokenFile], list[str]]:
     deployments = plan_deployments(spec)
     frames = {plan.index: plan_frames(spec, plan) for plan in deployments}
     jobs, broken = assign_card_paths(spec, deployments, frames)
@@ -205,9 +205,9 @@ def _generate_cards(spec: DumpSpec, dump_dir: Path, progress: ProgressFn | None
     if extra is not None:
         (dump_dir / extra.path).write_bytes(appledouble_bytes(extra.path.rsplit("/", 1)[1][2:]))
     rows = [
-        DeploymentRow(p.deployment_id, p.location.location_id, p.location.name, p.location.latitude,
-                      p.location.longitude, p.start, p.end, p.utc_offset_min, p.camera_id, p.camera_serial,
-                      p.camera.make, p.camera.model, p.setup_notes)
+        Deployment(p.deployment_id, p.location.location_id, p.location.name, p.location.latitude,
+                   p.location.longitude, p.start, p.end, p.utc_offset_min, p.camera_id, p.camera_serial,
+                   p.camera.make, p.camera.model, p.setup_notes)
         for p in deployments
     ]
     region_keys = sorted({p.location.region.key for p in deployments}, key=list(REGIONS_BY_KEY).index)

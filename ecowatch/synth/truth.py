@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ecowatch.synth.taxa import HUMAN, LOOKALIKE_PAIRS, SPECIES, taxon_id, taxonomy_rows
-from ecowatch.tables import DEPLOYMENT_COLUMNS, RANKS, TAXONOMY_COLUMNS
+from ecowatch.tables import DEPLOYMENT_COLUMNS, RANKS, TAXONOMY_COLUMNS, Deployment
 
 COCO_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EMPTY_CATEGORY_ID = 0
@@ -68,25 +68,6 @@ class ImageRecord:
     boxes: tuple[Box, ...]
 
 
-@dataclass(frozen=True)
-class DeploymentRow:
-    """One row of ``deployments.csv`` (columns of ``ecowatch.tables.DEPLOYMENT_COLUMNS``)."""
-
-    deployment_id: str
-    location_id: str
-    location_name: str
-    latitude: float
-    longitude: float
-    start: dt.datetime
-    end: dt.datetime
-    utc_offset_min: int
-    camera_id: str
-    camera_serial: str
-    camera_make: str
-    camera_model: str
-    setup_notes: str
-
-
 def categories() -> list[dict[str, Any]]:
     """COCO categories: ``empty`` (id 0), each species, ``human``, ``vehicle``."""
     out: list[dict[str, Any]] = [{"id": EMPTY_CATEGORY_ID, "name": "empty", "taxon_id": None}]
@@ -104,7 +85,7 @@ def _iso(stamp: dt.datetime, offset_min: int) -> str:
     return stamp.replace(tzinfo=zone).isoformat(timespec="seconds")
 
 
-def write_deployments(path: Path, rows: list[DeploymentRow]) -> None:
+def write_deployments(path: Path, rows: list[Deployment]) -> None:
     """Write ``deployments.csv`` with exactly ``DEPLOYMENT_COLUMNS``, times ISO 8601 with offset."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -109,15 +109,17 @@ def ingest(config: str, overrides: tuple[str, ...]) -> None:
 @main.command()
 @config_option
 @set_option
-@click.option("--regenerate", is_flag=True, help="Generate the sample dump again even if present.")
-def demo(config: str, overrides: tuple[str, ...], regenerate: bool) -> None:
-    """Generate the sample SD-card dump if absent, then run the nightly pipeline on it."""
+def demo(config: str, overrides: tuple[str, ...]) -> None:
+    """Generate the sample SD-card dump if absent, then run the nightly pipeline on it.
+
+    Running it again resumes the nightly run; delete the work/ folder to start from scratch.
+    """
     from ecowatch.synth import DumpSpec, generate_dump
     from ecowatch.synth.cli import describe_summary
 
     loaded = _load(config, overrides)
     sample_root = loaded.catalog.get("sample").path
-    if regenerate or not (sample_root / "manifest.json").is_file():
+    if not (sample_root / "manifest.json").is_file():
         click.echo(f"generating the sample SD-card dump in {sample_root} ...")
         generated = generate_dump(sample_root, DumpSpec.preset("sample"), overwrite=True)
         click.echo(describe_summary(generated))

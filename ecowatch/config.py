@@ -20,6 +20,7 @@ Example (``conf/nightly.yaml``)::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -67,6 +68,49 @@ class IngestConfig(_Strict):
         return tuple(ext.lower() for ext in value)
 
 
+class DetectConfig(_Strict):
+    """Which detector finds animals, people and vehicles in the images, and how it runs.
+
+    Attributes:
+        detector: a registry name (``mdv1000-larch``, ``mdv6-yolov9-c``, ...; see
+            :mod:`ecowatch.detect.registry`), a path to an ultralytics ``.pt`` checkpoint (absolute,
+            or relative to the catalog's ``models`` folder), or an MLflow model registry URI
+            (``models:/<name>@<alias>`` or ``models:/<name>/<version>``).
+        imgsz: network input size in pixels (a multiple of 32), or None for the detector's native
+            size (its registry entry, else the size it was trained at).
+        conf_threshold: detections below this confidence (0..1) are not stored. MegaDetector's batch
+            output keeps everything down to 0.005 and leaves thresholds to later steps; so does this
+            default.
+        iou_threshold: intersection over union (0..1) above which NMS drops the lower-scoring of two
+            boxes of the same class (ultralytics' predict default, 0.7).
+        max_det: most detections kept per image (at most 999: the index is part of the detection id).
+        agnostic_nms: run NMS across classes (an animal box can suppress an overlapping person box).
+        batch_size: images per forward pass (and per store transaction).
+        workers: DataLoader processes that decode and letterbox images in parallel (0 = in-process).
+        accelerator: ``auto`` (a GPU when present), ``cpu`` or ``gpu``.
+        devices: number of devices of that accelerator to use (1 in-process).
+        half: run the network in fp16 on a GPU (ignored on CPU, where fp16 is slow and inexact).
+        threads: torch CPU threads for the forward pass; None = every core (``os.cpu_count()``).
+        allow_download: fetch registry weights from their published URL when they are not in the
+            cache yet. Off by default: nothing reaches the network unless asked; a missing file is
+            then an error that names the cache path to put it in and the URL to get it from.
+    """
+
+    detector: str = Field("mdv1000-larch", min_length=1)
+    imgsz: int | None = Field(None, ge=32, le=8192, multiple_of=32)
+    conf_threshold: float = Field(0.005, ge=0.0, le=1.0)
+    iou_threshold: float = Field(0.7, ge=0.0, le=1.0)
+    max_det: int = Field(300, ge=1, le=999)
+    agnostic_nms: bool = False
+    batch_size: int = Field(8, ge=1, le=1024)
+    workers: int = Field(2, ge=0, le=256)
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    devices: int = Field(1, ge=1, le=1024)
+    half: bool = True
+    threads: int | None = Field(None, ge=1, le=1024)
+    allow_download: bool = False
+
+
 class DatasetNames(_Strict):
     """Catalog names of the datasets a run reads and writes."""
 
@@ -94,6 +138,7 @@ class RunConfig(_Strict):
     catalog: str = "data_catalog/catalog.yaml"
     datasets: DatasetNames = DatasetNames()
     ingest: IngestConfig = IngestConfig()
+    detect: DetectConfig = DetectConfig()
     tracking: TrackingConfig = TrackingConfig()
 
 

@@ -14,6 +14,7 @@ _OFFLINE_DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "NO_ALBUMENTATIONS_UPDATE": "1",
     "YOLO_OFFLINE": "1",
+    "YOLO_AUTOINSTALL": "False",  # never pip-install a missing module while loading a checkpoint
     "YOLO_VERBOSE": "False",
     "GIT_PYTHON_REFRESH": "quiet",
 }

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -165,3 +168,120 @@ def tracked_run(
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
     client.set_terminated(run.info.run_id, status="FINISHED")
+
+
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))(?:/(?P<path>.+))?$")
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A registered model version's artefact, downloaded to a local folder.
+
+    Attributes:
+        local_path: the downloaded file or folder (the artefact at the version's source, or the
+            sub-path named in the URI).
+        name: registered model name.
+        version: the model version number the URI resolved to (an alias resolves to a number).
+        source_uri: where MLflow stores the version's artefacts.
+    """
+
+    local_path: Path
+    name: str
+    version: str
+    source_uri: str
+
+
+def parse_models_uri(uri: str) -> tuple[str, str | None, str | None, str]:
+    """Split an MLflow registry URI into (name, alias, version, sub-path).
+
+    Args:
+        uri: ``models:/<name>@<alias>`` or ``models:/<name>/<version>``, optionally followed by
+            ``/<path inside the artefact>``.
+
+    Returns:
+        The model name, the alias or None, the version number or None, and the sub-path ("" if none).
+
+    Raises:
+        TrackingError: the text is not such a URI.
+    """
+    match = _MODELS_URI.match(uri.strip())
+    if match is None:
+        raise TrackingError(
+            f"{uri!r} is not an MLflow model registry URI; expected models:/<name>@<alias> "
+            "(e.g. models:/megadetector@champion) or models:/<name>/<version> (e.g. models:/megadetector/3)."
+        )
+    return match["name"], match["alias"], match["version"], match["path"] or ""
+
+
+def fetch_model_artifact(
+    model_uri: str,
+    dst_dir: Path,
+    *,
+    tracking_uri: str,
+    registry_uri: str | None = None,
+) -> ModelArtifact:
+    """Download a registered model version's artefact from the MLflow model registry.
+
+    The alias (if any) is resolved to a version number first; the artefact of that version is then
+    downloaded to ``dst_dir/<name>/<version>/``. Versions are immutable in MLflow, so a version
+    already downloaded there is reused, not downloaded again (the registry is still asked which
+    version an alias points to). The download goes to a temporary folder beside it and is renamed
+    into place, so an interrupted download never leaves a half-written version folder.
+
+    Args:
+        model_uri: ``models:/<name>@<alias>`` or ``models:/<name>/<version>``, optionally followed
+            by ``/<path>`` to fetch one file of the artefact (e.g. ``models:/md@champion/best.pt``).
+        dst_dir: folder under which versions are stored (created if absent).
+        tracking_uri: the MLflow tracking URI (``sqlite:///abs/path.db`` or ``http(s)://...``).
+        registry_uri: the model registry URI; the tracking URI when None.
+
+    Returns:
+        The local artefact with the resolved name and version.
+
+    Raises:
+        TrackingError: a malformed URI, an unknown model, alias or version, or an MLflow store
+            that cannot be read.
+    """
+    name, alias, version, sub_path = parse_models_uri(model_uri)
+    _mlflow()
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    registry = registry_uri or tracking_uri
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry)
+        if version is None:  # the URI named an alias
+            version = str(client.get_model_version_by_alias(name, alias).version)
+        source = client.get_model_version_download_uri(name, version)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot resolve {model_uri} in the model registry at {registry}: {exc.message}") from exc
+    target = Path(dst_dir) / name / version
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=target.parent))
+        try:
+            download_artifacts(artifact_uri=source, dst_path=str(staging), tracking_uri=tracking_uri)
+            staging.rename(target)
+        except MlflowException as exc:
+            raise TrackingError(f"cannot download {model_uri} (version {version}, {source}): {exc.message}") from exc
+        except OSError as exc:
+            if not target.exists():  # else another process finished the same version first: use theirs
+                raise TrackingError(f"cannot download {model_uri} (version {version}) to {target}: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        log.info("downloaded %s (version %s) from %s to %s", model_uri, version, source, target)
+    local = _artifact_root(target)
+    if sub_path:
+        local = local / sub_path
+        if not local.exists():
+            raise TrackingError(
+                f"{model_uri}: the artefact of version {version} has no {sub_path!r} (looked in {local})."
+            )
+    return ModelArtifact(local, name, version, source)
+
+
+def _artifact_root(target: Path) -> Path:
+    """The downloaded artefact inside a version folder: its only entry, or the folder itself."""
+    entries = [p for p in target.iterdir() if not p.name.startswith(".")]
+    return entries[0] if len(entries) == 1 else target

@@ -1,0 +1,175 @@
+"""Images of media rows as network input: decode, orient, convert to RGB, letterbox, batch.
+
+Decoding happens in DataLoader worker processes (parallel over images). Each sample carries its
+``media_id`` and its original (as displayed) size, so detections are matched to media by id and
+mapped back to original-image coordinates, never by position in a list.
+
+A file that cannot be decoded here (deleted or changed since ingest, truncated, not an image)
+does not stop the run: its sample carries the error text and a blank image, and the writer
+flags the media row instead of recording detections for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+
+from ecowatch.detect.registry import ResizeMode
+
+log = logging.getLogger(__name__)
+
+#: Grey value of the letterbox padding (ultralytics' default).
+PAD_VALUE = 114
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One image to run the detector on.
+
+    Attributes:
+        media_id: the media row's id.
+        path: absolute path of the file.
+    """
+
+    media_id: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class ImageSample:
+    """One decoded, letterboxed image.
+
+    Attributes:
+        image: ``uint8`` tensor of shape (3, imgsz, imgsz), RGB.
+        orig_hw: (height, width) of the image as displayed (after EXIF orientation), in pixels.
+        media_id: the media row's id.
+        error: why the file could not be decoded (then ``image`` is blank), or None.
+    """
+
+    image: torch.Tensor
+    orig_hw: tuple[int, int]
+    media_id: str
+    error: str | None
+
+
+@dataclass
+class ImageBatch:
+    """A batch of samples (a plain dataclass, so Lightning moves its tensors to the device).
+
+    Attributes:
+        images: ``uint8`` tensor of shape (B, 3, imgsz, imgsz), RGB.
+        orig_hw: ``int64`` tensor of shape (B, 2): original (height, width) of each image.
+        media_ids: the media id of each image, in batch order.
+        errors: decode error per image (None for a good image).
+    """
+
+    images: torch.Tensor
+    orig_hw: torch.Tensor
+    media_ids: list[str]
+    errors: list[str | None]
+
+
+def decode_image(path: Path) -> np.ndarray:
+    """Read an image file as displayed: EXIF orientation applied, converted to 8-bit RGB.
+
+    Args:
+        path: an image file Pillow can read (JPEG, PNG, TIFF, ...).
+
+    Returns:
+        ``uint8`` array of shape (height, width, 3), RGB. CMYK and palette images are converted
+        by Pillow; greyscale (L, LA) is replicated to three channels; 16-bit greyscale keeps its
+        high byte (as OpenCV, and so ultralytics, reads it).
+
+    Raises:
+        OSError: the file is missing, truncated or not an image (Pillow's errors), and any other
+            Pillow decode error.
+    """
+    with Image.open(path) as opened:
+        image = ImageOps.exif_transpose(opened)
+        if image.mode in _SIXTEEN_BIT_MODES or image.mode == "I":
+            grey = (np.asarray(image, dtype=np.uint32) >> 8).astype(np.uint8)
+            return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def letterbox(image: np.ndarray, imgsz: int, *, mode: ResizeMode = "letterbox") -> np.ndarray:
+    """Fit an image into an ``imgsz`` x ``imgsz`` square exactly as ultralytics' ``LetterBox`` does.
+
+    ``letterbox`` mode equals ``LetterBox(new_shape=imgsz, auto=False, scale_fill=False,
+    scaleup=True, center=True, padding_value=114)``: scale by ``min(imgsz/h, imgsz/w)``, resize
+    with bilinear interpolation (``cv2.INTER_LINEAR``), pad both sides with grey 114 (the odd pixel
+    goes to the bottom/right). ``stretch`` mode equals ``scale_fill=True``: resize to the square,
+    no padding (how ultralytics feeds RT-DETR).
+
+    Args:
+        image: ``uint8`` array (height, width, 3).
+        imgsz: side of the square in pixels.
+        mode: ``letterbox`` or ``stretch``.
+
+    Returns:
+        ``uint8`` array (imgsz, imgsz, 3).
+    """
+    h, w = image.shape[:2]
+    if mode == "stretch":
+        new_w, new_h = imgsz, imgsz
+    else:
+        r = min(imgsz / h, imgsz / w)
+        new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+    if (w, h) != (new_w, new_h):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    dw, dh = (imgsz - new_w) / 2, (imgsz - new_h) / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    if top or bottom or left or right:
+        image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return image
+
+
+class MediaImageDataset(Dataset[ImageSample]):
+    """Media files as letterboxed network input (decoded in DataLoader workers).
+
+    Args:
+        items: the images to read, in the order they are to be processed.
+        imgsz: side of the square network input in pixels.
+        resize_mode: ``letterbox`` (YOLO) or ``stretch`` (RT-DETR).
+    """
+
+    def __init__(self, items: Sequence[MediaItem], *, imgsz: int, resize_mode: ResizeMode = "letterbox") -> None:
+        self.items = list(items)
+        self.imgsz = imgsz
+        self.resize_mode: ResizeMode = resize_mode
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> ImageSample:
+        item = self.items[index]
+        try:
+            pixels = decode_image(item.path)
+        except Exception as exc:  # noqa: BLE001 - any decode failure becomes a flag on this image; the batch goes on
+            log.warning("cannot decode %s (media %s): %s: %s", item.path, item.media_id, type(exc).__name__, exc)
+            blank = torch.full((3, self.imgsz, self.imgsz), PAD_VALUE, dtype=torch.uint8)
+            return ImageSample(blank, (0, 0), item.media_id, f"{type(exc).__name__}: {exc}")
+        boxed = letterbox(pixels, self.imgsz, mode=self.resize_mode)
+        tensor = torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1)))
+        return ImageSample(tensor, (int(pixels.shape[0]), int(pixels.shape[1])), item.media_id, None)
+
+
+def collate_samples(samples: Sequence[ImageSample]) -> ImageBatch:
+    """Stack samples into an :class:`ImageBatch` (the DataLoader's ``collate_fn``)."""
+    return ImageBatch(
+        images=torch.stack([s.image for s in samples]),
+        orig_hw=torch.tensor([s.orig_hw for s in samples], dtype=torch.int64),
+        media_ids=[s.media_id for s in samples],
+        errors=[s.error for s in samples],
+    )

@@ -1,0 +1,250 @@
+"""The detect stage: every ingested image of a dump through the detector, into the results store.
+
+Order of work in :func:`detect_stage`:
+
+1. resolve the configured detector to a verified local weights file (registry name, path or
+   MLflow URI; see :mod:`ecowatch.detect.weights`); its version is the file's sha256 prefix;
+2. select the media of the dump with status ``ok``, type ``image`` and no ``detector_done`` row
+   for that version (so a re-run, or a run after a kill, only does what is left);
+3. load the network once (ultralytics imported lazily, offline, threads set deliberately);
+4. ``lightning.Trainer.predict`` over a DataLoader whose workers decode and letterbox the images;
+   the :class:`~ecowatch.detect.writer.StoreDetectionWriter` callback commits each batch in one
+   transaction.
+
+The run is idempotent and resumable at batch granularity; per-image decode failures are flags,
+never exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ecowatch.config import DetectConfig
+from ecowatch.detect.data import MediaImageDataset, MediaItem, collate_samples
+from ecowatch.detect.network import LoadedNetwork, load_network
+from ecowatch.detect.registry import DETECTION_CATEGORIES
+from ecowatch.detect.weights import ResolvedDetector, resolve_detector
+from ecowatch.detect.yolo_env import set_torch_threads
+from ecowatch.errors import ConfigError, InputDataError, ModelNotFoundError
+from ecowatch.store import Store
+from ecowatch.store import schema as S
+
+log = logging.getLogger(__name__)
+
+#: Size used when neither the config, the registry nor the checkpoint gives one (ultralytics' default).
+FALLBACK_IMGSZ = 640
+
+
+@dataclass
+class DetectSummary:
+    """What one detect run did.
+
+    Attributes:
+        detector_name: registry name, file stem or MLflow ``name/version``.
+        detector_version: sha256 prefix of the weights (the ``detector_version`` of the rows).
+        detector_source: ``registry``, ``path`` or ``mlflow``.
+        imgsz: network input size in pixels (0 when nothing ran and neither config nor registry gives one).
+        media_selected: images this run processed (ok images without a ``detector_done`` row).
+        media_already_done: ok images of the dump that already had one (skipped).
+        media_done: images recorded as done by this run.
+        media_failed: images that could not be decoded (flagged ``detect_unreadable``).
+        detections: detection rows inserted.
+        per_category: detections per category.
+        seconds: wall-clock duration of the run.
+        images_per_second: ``media_selected / seconds`` of the prediction loop (0 if nothing ran).
+        threads: torch CPU threads used for the forward pass.
+        accelerator: the Lightning accelerator that ran it (``cpu``, ``cuda``, ...).
+    """
+
+    detector_name: str
+    detector_version: str
+    detector_source: str
+    imgsz: int
+    media_selected: int = 0
+    media_already_done: int = 0
+    media_done: int = 0
+    media_failed: int = 0
+    detections: int = 0
+    per_category: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+    threads: int = 0
+    accelerator: str = ""
+
+
+def pending_media(store: Store, *, dump_root: Path, dump_id: str, detector_version: str) -> tuple[list[MediaItem], int]:
+    """The images of a dump still to be run through a detector version.
+
+    Args:
+        store: the results store.
+        dump_root: folder of the dump (media relpaths are relative to it).
+        dump_id: the dump's catalog name.
+        detector_version: the detector version whose ``detector_done`` rows count as done.
+
+    Returns:
+        The pending images (status ``ok``, type ``image``, not done), sorted by relpath, and the
+        number of ok images of the dump already done.
+    """
+    done = sa.exists().where(
+        S.detector_done.c.media_id == S.media.c.media_id,
+        S.detector_done.c.detector_version == detector_version,
+    )
+    base = sa.and_(S.media.c.dump_id == dump_id, S.media.c.status == "ok", S.media.c.media_type == "image")
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(S.media.c.media_id, S.media.c.relpath).where(base, ~done).order_by(S.media.c.relpath)
+        ).all()
+        already = conn.execute(sa.select(sa.func.count()).select_from(S.media).where(base, done)).scalar_one()
+    root = Path(dump_root)
+    return [MediaItem(media_id, root / relpath) for media_id, relpath in rows], int(already)
+
+
+def detect_stage(
+    store: Store,
+    *,
+    dump_root: Path,
+    dump_id: str,
+    config: DetectConfig,
+    run_id: str,
+    cache_dir: Path,
+    tracking_uri: str | None = None,
+    progress_bar: bool = False,
+) -> DetectSummary:
+    """Run the detector on every not-yet-detected image of a dump; idempotent and resumable.
+
+    Args:
+        store: the results store (its ``media`` rows come from the ingest stage).
+        dump_root: folder of the dump.
+        dump_id: the dump's catalog name.
+        config: the ``detect`` section of the run configuration.
+        run_id: id of the current run, written to ``detections.run_id`` and ``detector_done.run_id``.
+        cache_dir: the catalog's ``models`` folder: downloaded weights go to ``detectors/``,
+            MLflow artefacts to ``mlflow/``, ultralytics' settings to ``ultralytics/`` (unless
+            ``YOLO_CONFIG_DIR`` is set).
+        tracking_uri: MLflow tracking URI, needed when ``config.detector`` is a ``models:/`` URI.
+        progress_bar: show Lightning's progress bar (for the CLI).
+
+    Returns:
+        Counts of what this run selected and wrote.
+
+    Raises:
+        InputDataError: ``dump_root`` is not a folder.
+        ModelNotFoundError: the detector cannot be resolved or loaded, or its classes are not
+            MegaDetector's categories.
+        ConfigError: ``detect.imgsz`` is not a multiple of the detector's stride.
+    """
+    started = time.perf_counter()
+    root = Path(dump_root)
+    if not root.is_dir():
+        raise InputDataError(f"dump {dump_id!r}: {root} is not a folder; point the catalog's dump entry at it.")
+    resolved = resolve_detector(
+        config.detector, cache_dir=cache_dir, offline=not config.allow_download, tracking_uri=tracking_uri
+    )
+    items, already = pending_media(store, dump_root=root.resolve(), dump_id=dump_id, detector_version=resolved.version)
+    summary = DetectSummary(resolved.name, resolved.version, resolved.source, config.imgsz or resolved.imgsz or 0,
+                            media_selected=len(items), media_already_done=already)
+    if items:  # nothing to do: the weights are not even loaded
+        network = load_network(resolved.path, config_dir=Path(cache_dir) / "ultralytics", threads=config.threads)
+        class_map = _class_map(resolved, network)
+        summary.imgsz = _imgsz(config, resolved, network)
+        log.info("detect %s: %d images to do, %d already done by %s (version %s, imgsz %d)",
+                 dump_id, len(items), already, resolved.name, resolved.version, summary.imgsz)
+        _predict(store, items, network=network, resolved=resolved, class_map=class_map, imgsz=summary.imgsz,
+                 config=config, run_id=run_id, progress_bar=progress_bar, summary=summary)
+    else:
+        log.info("detect %s: all %d images already done by %s (version %s)", dump_id, already, resolved.name,
+                 resolved.version)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _predict(
+    store: Store,
+    items: list[MediaItem],
+    *,
+    network: LoadedNetwork,
+    resolved: ResolvedDetector,
+    class_map: Mapping[int, str],
+    imgsz: int,
+    config: DetectConfig,
+    run_id: str,
+    progress_bar: bool,
+    summary: DetectSummary,
+) -> None:
+    import lightning as L
+    from lightning.pytorch.accelerators import CUDAAccelerator
+    from torch.utils.data import DataLoader
+
+    from ecowatch.detect.module import DetectorModule, PostprocessConfig
+    from ecowatch.detect.writer import StoreDetectionWriter
+
+    resize_mode = resolved.resize_mode or ("stretch" if network.kind == "rtdetr" else "letterbox")
+    dataset = MediaImageDataset(items, imgsz=imgsz, resize_mode=resize_mode)
+    module = DetectorModule(
+        network,
+        postprocess=PostprocessConfig(config.conf_threshold, config.iou_threshold, config.max_det, config.agnostic_nms),
+        half=config.half,
+    )
+    writer = StoreDetectionWriter(store, detector_name=resolved.name, detector_version=resolved.version,
+                                  class_map=class_map, run_id=run_id)
+    trainer = L.Trainer(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        callbacks=[writer],
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=False,
+        num_workers=config.workers,
+        collate_fn=collate_samples,
+        pin_memory=isinstance(trainer.accelerator, CUDAAccelerator),
+    )
+    summary.threads = set_torch_threads(config.threads)  # after ultralytics' import, which pins 1 thread
+    summary.accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
+    loop_started = time.perf_counter()
+    trainer.predict(module, dataloaders=loader, return_predictions=False)
+    loop_seconds = time.perf_counter() - loop_started
+    counts = writer.counts
+    summary.media_done, summary.media_failed = counts.media_done, counts.media_failed
+    summary.detections, summary.per_category = counts.detections, dict(sorted(counts.per_category.items()))
+    summary.images_per_second = len(items) / loop_seconds if loop_seconds > 0 else 0.0
+
+
+def _class_map(resolved: ResolvedDetector, network: LoadedNetwork) -> dict[int, str]:
+    """The class map to record: the registry's for registry detectors, else the checkpoint's names."""
+    if resolved.class_map is not None:
+        if dict(network.names) != dict(resolved.class_map):
+            log.warning("detector %s: checkpoint class names %s differ from the registry's %s; using the registry's",
+                        resolved.name, dict(network.names), dict(resolved.class_map))
+        class_map = dict(resolved.class_map)
+    else:
+        class_map = {k: v.strip().lower() for k, v in network.names.items()}
+    unknown = sorted(set(class_map.values()) - DETECTION_CATEGORIES)
+    if unknown:
+        raise ModelNotFoundError(
+            f"detector {resolved.name!r} ({resolved.path}) predicts classes {unknown}; the results store records "
+            f"only {sorted(DETECTION_CATEGORIES)}. Use a camera-trap detector whose class names are those "
+            "(MegaDetector's 0=animal, 1=person, 2=vehicle)."
+        )
+    return class_map
+
+
+def _imgsz(config: DetectConfig, resolved: ResolvedDetector, network: LoadedNetwork) -> int:
+    imgsz = config.imgsz or resolved.imgsz or network.trained_imgsz or FALLBACK_IMGSZ
+    if imgsz % network.stride:
+        raise ConfigError(
+            f"detect.imgsz {imgsz} is not a multiple of the detector's stride {network.stride}; "
+            f"use {imgsz // network.stride * network.stride or network.stride}."
+        )
+    return imgsz

@@ -1,0 +1,160 @@
+"""Writing detections to the results store, one transaction per batch.
+
+For every image of a batch, its detection rows and its ``detector_done`` row are inserted in
+the same transaction: either the whole batch is in the store or none of it is. Detection ids are
+deterministic, ``<media_id>:<detector_version>:<index>`` with the index counting detections of that
+image in descending confidence, and inserts ignore existing keys. So a run that is killed and
+started again skips the batches already written (they have ``detector_done`` rows), redoes the
+interrupted one, and ends with exactly the rows of an uninterrupted run: no duplicates, no gaps.
+
+An image that could not be decoded gets a ``detect_unreadable`` flag and no ``detector_done`` row,
+so the next run tries it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from ecowatch.detect.module import ImageDetections
+from ecowatch.errors import ModelNotFoundError
+from ecowatch.store import Store
+from ecowatch.store import schema as S
+
+log = logging.getLogger(__name__)
+
+#: Flag put on a media row whose file cannot be decoded by the detect stage.
+DETECT_UNREADABLE = "detect_unreadable"
+
+#: Tile label of detections on the whole image (tiled runs name the tile in pixels instead).
+FULL_IMAGE_TILE = "full"
+
+_ID_LENGTH = S.detections.c.detection_id.type.length or 64
+
+
+def detection_id(media_id: str, detector_version: str, index: int) -> str:
+    """The deterministic id of the ``index``-th detection (by descending confidence) of one image.
+
+    Raises:
+        ValueError: the id would not fit the ``detection_id`` column (64 characters).
+    """
+    value = f"{media_id}:{detector_version}:{index}"
+    if len(value) > _ID_LENGTH:
+        raise ValueError(f"detection id {value!r} is longer than {_ID_LENGTH} characters")
+    return value
+
+
+@dataclass
+class WriteCounts:
+    """What the writer has written so far.
+
+    Attributes:
+        media_done: images recorded in ``detector_done`` (with or without detections).
+        media_failed: images that could not be decoded (flagged, not done).
+        detections: detection rows inserted.
+        batches: batches committed.
+        per_category: detections per category in the written batches.
+    """
+
+    media_done: int = 0
+    media_failed: int = 0
+    detections: int = 0
+    batches: int = 0
+    per_category: dict[str, int] = field(default_factory=dict)
+
+
+class StoreDetectionWriter(BasePredictionWriter):
+    """Writes each predicted batch into the store (``write_on_batch_end``).
+
+    Args:
+        store: the results store.
+        detector_name: name recorded in ``detections.detector_name``.
+        detector_version: version recorded in ``detections.detector_version`` and ``detector_done``.
+        class_map: class index of the network to category (``animal``, ``person``, ``vehicle``).
+        run_id: the pipeline run writing the rows.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        detector_name: str,
+        detector_version: str,
+        class_map: Mapping[int, str],
+        run_id: str,
+    ) -> None:
+        super().__init__(write_interval="batch")
+        self.store = store
+        self.detector_name = detector_name
+        self.detector_version = detector_version
+        self.class_map = dict(class_map)
+        self.run_id = run_id
+        self.counts = WriteCounts()
+
+    def write_on_batch_end(
+        self,
+        trainer: Any,
+        pl_module: Any,
+        prediction: Sequence[ImageDetections],
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Insert one batch's detections, ``detector_done`` rows and flags in one transaction."""
+        self.write(prediction)
+
+    def write(self, prediction: Sequence[ImageDetections]) -> None:
+        """Insert the rows of some images in one transaction (also usable without a Trainer)."""
+        detections: list[dict[str, Any]] = []
+        done: list[dict[str, Any]] = []
+        flags: list[dict[str, Any]] = []
+        for image in prediction:
+            if image.error is not None:
+                flags.append({"media_id": image.media_id, "flag": DETECT_UNREADABLE,
+                              "message": f"the detect stage could not decode the file: {image.error}"})
+                continue
+            detections.extend(self._rows(image))
+            done.append({"media_id": image.media_id, "detector_version": self.detector_version, "run_id": self.run_id})
+        with self.store.transaction() as conn:
+            inserted = self.store.insert_ignore(conn, S.detections, detections)
+            self.store.insert_ignore(conn, S.detector_done, done)
+            self.store.insert_ignore(conn, S.media_flags, flags)
+        self.counts.batches += 1
+        self.counts.media_done += len(done)
+        self.counts.media_failed += len(flags)
+        self.counts.detections += inserted
+        for row in detections:
+            self.counts.per_category[row["category"]] = self.counts.per_category.get(row["category"], 0) + 1
+
+    def _rows(self, image: ImageDetections) -> list[dict[str, Any]]:
+        # Descending confidence, ties broken by position: the index in the id is reproducible.
+        order = np.lexsort((image.bbox_xywhn[:, 1], image.bbox_xywhn[:, 0], -image.conf))
+        rows = []
+        for index, k in enumerate(order):
+            class_id = int(image.class_id[k])
+            category = self.class_map.get(class_id)
+            if category is None:
+                raise ModelNotFoundError(
+                    f"detector {self.detector_name!r} predicted class {class_id}, which its class map "
+                    f"{self.class_map} does not name."
+                )
+            x, y, w, h = (float(v) for v in image.bbox_xywhn[k])
+            rows.append({
+                "detection_id": detection_id(image.media_id, self.detector_version, index),
+                "media_id": image.media_id,
+                "category": category,
+                "conf": float(image.conf[k]),
+                "x": x, "y": y, "w": w, "h": h,
+                "detector_name": self.detector_name,
+                "detector_version": self.detector_version,
+                "tile": FULL_IMAGE_TILE,
+                "static_fp": False,
+                "run_id": self.run_id,
+            })
+        return rows

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ecowatch.catalog import Catalog, format_validation_error, load_catalog, read_yaml
 from ecowatch.errors import ConfigError
@@ -68,6 +68,53 @@ class IngestConfig(_Strict):
         return tuple(ext.lower() for ext in value)
 
 
+class StaticFPConfig(_Strict):
+    """Flagging static false positives: boxes that recur at the same place across many frames.
+
+    Rocks, branches, fence posts and timestamp overlays are detected again and again at nearly the
+    same position by a fixed camera. :func:`ecowatch.detect.static_fp.flag_static_false_positives`
+    groups, per deployment and category, boxes that overlap (IoU) a cluster's leading box, and sets
+    ``detections.static_fp`` on every member of a group seen in enough different frames. Nothing is
+    deleted: flagged boxes stay in the store and exports leave them out unless asked.
+
+    Attributes:
+        enabled: run the flagging. When off, the function clears the flags of the detections it is
+            given (the flags always reflect the configuration last applied).
+        iou_threshold: intersection over union (0..1, exclusive of 0) at or above which two boxes are
+            "at the same place". Static objects jitter by a few pixels between frames; 0.85 is the
+            value MegaDetector's repeat-detection elimination suggests.
+        min_occurrences: a group must be seen in at least this many different frames (images) of
+            the deployment to be flagged.
+        min_fraction: and in at least this fraction (0..1) of the deployment's frames that the
+            detector version processed in the dump. With ``min_occurrences`` it keeps an animal that
+            rests in front of the camera for one burst from being flagged.
+        max_box_area: only boxes covering at most this fraction (0..1) of the image area
+            (``w * h`` of ``bbox_xywhn``) are candidates. Static false positives are parts of the
+            scene (usually small); large boxes overlap each other by chance (two close-up animals
+            filling the frame have a high IoU) and are left alone.
+        min_conf: only boxes with a confidence at or above this (0..1) are candidates.
+        max_conf: only boxes with a confidence at or below this (0..1) are candidates; lower it to
+            protect confident detections from ever being flagged.
+    """
+
+    enabled: bool = True
+    iou_threshold: float = Field(0.85, gt=0.0, le=1.0)
+    min_occurrences: int = Field(10, ge=2)
+    min_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    max_box_area: float = Field(0.2, gt=0.0, le=1.0)
+    min_conf: float = Field(0.0, ge=0.0, le=1.0)
+    max_conf: float = Field(1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _conf_range(self) -> StaticFPConfig:
+        if self.min_conf > self.max_conf:
+            raise ValueError(
+                f"min_conf ({self.min_conf}) is above max_conf ({self.max_conf}); "
+                "give a range with min_conf <= max_conf"
+            )
+        return self
+
+
 class DetectConfig(_Strict):
     """Which detector finds animals, people and vehicles in the images, and how it runs.
 
@@ -94,6 +141,7 @@ class DetectConfig(_Strict):
         allow_download: fetch registry weights from their published URL when they are not in the
             cache yet. Off by default: nothing reaches the network unless asked; a missing file is
             then an error that names the cache path to put it in and the URL to get it from.
+        static_fp: flagging of static false positives after detection (:class:`StaticFPConfig`).
     """
 
     detector: str = Field("mdv1000-larch", min_length=1)
@@ -109,6 +157,7 @@ class DetectConfig(_Strict):
     half: bool = True
     threads: int | None = Field(None, ge=1, le=1024)
     allow_download: bool = False
+    static_fp: StaticFPConfig = StaticFPConfig()
 
 
 class DatasetNames(_Strict):

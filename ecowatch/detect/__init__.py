@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ecowatch.detect.registry import REGISTRY, DetectorEntry, get_detector, list_detectors
+from ecowatch.detect.static_fp import StaticFPSummary, flag_static_false_positives
 from ecowatch.detect.weights import ResolvedDetector, resolve_detector
 
 if TYPE_CHECKING:
@@ -31,7 +32,9 @@ __all__ = [
     "DetectSummary",
     "DetectorEntry",
     "ResolvedDetector",
+    "StaticFPSummary",
     "detect_stage",
+    "flag_static_false_positives",
     "get_detector",
     "list_detectors",
     "resolve_detector",

@@ -35,6 +35,8 @@ genus, species. Labels everywhere are taxon ids; common names appear only in rep
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +106,17 @@ class Deployment:
     def contains(self, local_time: dt.datetime, *, tolerance: dt.timedelta = dt.timedelta(0)) -> bool:
         """True if a camera-local timestamp lies in ``[start - tolerance, end + tolerance]``."""
         return self.start - tolerance <= local_time <= self.end + tolerance
+
+
+def taxon_id_for(scientific_name: str) -> str:
+    """The stable ecowatch taxon id of a scientific name: ``"Vulpes vulpes"`` -> ``"vulpes_vulpes"``.
+
+    Every source of labels (generated data, Camtrap DP, COCO Camera Traps, ...) derives taxon
+    ids with this one rule. Accents are stripped, letters lower-cased and every run of other
+    characters becomes one underscore (leading/trailing ones removed). An empty name gives "".
+    """
+    ascii_name = unicodedata.normalize("NFKD", str(scientific_name)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ media
 observations
     ``observation_id`` is ``sha1(dump_id + '/observation/' + observationID)``; ``source`` is
     ``human`` (classificationMethod human), ``imported_machine`` (machine) or ``imported``
-    (method not given); ``taxon_id`` is :func:`taxon_slug` of the scientific name. An
+    (method not given); ``taxon_id`` is :func:`ecowatch.tables.taxon_id_for` of the scientific name. An
     observation with a bounding box also gets a detection row with the same id (category from
     the observation type, ``conf`` its probability or 1.0, ``detector_name`` its
     ``classifiedBy``), which is how the exporter finds the box and the classifier again.

@@ -21,7 +21,7 @@ observations
     ``observation_id``, ``deployment_id``, ``media_id`` ("" for event-level rows),
     ``event_id``, ``event_start``, ``event_end``, ``utc_offset_min``, ``observation_level``
     (media/event), ``observation_type`` (animal/human/vehicle/blank/unknown/unclassified),
-    ``camera_setup_type``, ``scientific_name``, ``taxon_id`` (:func:`taxon_slug` of it, "" when
+    ``camera_setup_type``, ``scientific_name``, ``taxon_id`` (:func:`ecowatch.tables.taxon_id_for` of it, "" when
     empty), ``count`` (nullable Int64), ``life_stage``, ``sex``, ``behavior``,
     ``individual_id``, ``bbox_x``, ``bbox_y``, ``bbox_width``, ``bbox_height`` (together the
     ``bbox_xywhn`` box: normalised top-left x, y, width, height), ``classification_method``
@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from ecowatch.errors import InputDataError
+from ecowatch.tables import taxon_id_for
 
 logger = logging.getLogger(__name__)
 
@@ -102,16 +102,6 @@ class CamtrapPackage:
     media: pd.DataFrame = field(repr=False)
     observations: pd.DataFrame = field(repr=False)
     taxa: pd.DataFrame = field(repr=False)
-
-
-def taxon_slug(scientific_name: str) -> str:
-    """Stable ecowatch taxon id for a scientific name: ``"Vulpes vulpes"`` -> ``"vulpes_vulpes"``.
-
-    Accents are stripped, letters lower-cased and every run of other characters becomes one
-    underscore (leading/trailing ones removed). An empty name gives "".
-    """
-    ascii_name = unicodedata.normalize("NFKD", str(scientific_name)).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
 
 def _snake(name: str) -> str:
@@ -261,7 +251,7 @@ def _taxa(descriptor: dict[str, Any], observations: pd.DataFrame, path: Path) ->
         if not isinstance(entry, dict) or not entry.get("scientificName"):
             raise InputDataError(f"{path}: every 'taxonomic' entry needs a scientificName; got {entry!r}.")
         row = {
-            "taxon_id": taxon_slug(entry["scientificName"]),
+            "taxon_id": taxon_id_for(entry["scientificName"]),
             "scientific_name": str(entry["scientificName"]),
             "taxon_rank": str(entry.get("taxonRank", "")),
             "taxon_source_id": str(entry.get("taxonID", "")),
@@ -270,7 +260,7 @@ def _taxa(descriptor: dict[str, Any], observations: pd.DataFrame, path: Path) ->
             row[f"vernacular_{language}"] = str(name)
         rows[row["taxon_id"]] = row
     for name in sorted(set(observations["scientific_name"]) - {""}):
-        slug = taxon_slug(name)
+        slug = taxon_id_for(name)
         if slug in rows and rows[slug]["scientific_name"] != name:
             raise InputDataError(
                 f"{path}: scientific names {rows[slug]['scientific_name']!r} and {name!r} give the same taxon id "
@@ -336,7 +326,7 @@ def read_camtrap_dp(path: str | Path) -> CamtrapPackage:
     for column in ("media_id", "event_id", "scientific_name", "camera_setup_type"):
         if column not in observations.columns:
             observations[column] = ""
-    observations["taxon_id"] = observations["scientific_name"].map(taxon_slug)
+    observations["taxon_id"] = observations["scientific_name"].map(taxon_id_for)
     return CamtrapPackage(
         path=package_path,
         profile_version=version,

@@ -18,7 +18,8 @@ import numpy as np
 from shapely.geometry import MultiPolygon, Point, Polygon, mapping
 from shapely.ops import unary_union
 
-from ecowatch.synth.taxa import SPECIES, taxon_id
+from ecowatch.synth.taxa import SPECIES
+from ecowatch.tables import taxon_id_for
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def write_range_maps(path: Path) -> None:
     frame = gpd.GeoDataFrame(
         {
             "species_key": [s.key for s in SPECIES],
-            "taxon_id": [taxon_id(s.scientific_name) for s in SPECIES],
+            "taxon_id": [taxon_id_for(s.scientific_name) for s in SPECIES],
             "scientific_name": [s.scientific_name for s in SPECIES],
             "common_name": [s.common_name for s in SPECIES],
         },

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecowatch.tables import taxon_id_for
+
 # Ranks above species shared by every mammal here: (rank, scientific name, common name).
 _MAMMALIA = (
     ("kingdom", "Animalia", "animals"),
@@ -270,14 +272,6 @@ class TaxonRow:
     lineage: dict[str, str]
 
 
-def taxon_id(scientific_name: str) -> str:
-    """Stable taxon id of a scientific name: lower case, words joined by ``_``.
-
-    Example: ``"Vulpes vulpes"`` -> ``"vulpes_vulpes"``; ``"Canidae"`` -> ``"canidae"``.
-    """
-    return "_".join(scientific_name.lower().split())
-
-
 def taxonomy_rows() -> list[TaxonRow]:
     """Every node from kingdom to species for all species plus humans, parents first.
 
@@ -299,7 +293,7 @@ def taxonomy_rows() -> list[TaxonRow]:
         lineage: dict[str, str] = {}
         for rank, name, common_name in chain:
             lineage = {**lineage, rank: name}
-            tid = taxon_id(name)
+            tid = taxon_id_for(name)
             if tid not in rows:
                 rows[tid] = TaxonRow(tid, name, rank, parent, common_name, lineage)
             parent = tid

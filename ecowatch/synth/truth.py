@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecowatch.synth.taxa import HUMAN, LOOKALIKE_PAIRS, SPECIES, taxon_id, taxonomy_rows
-from ecowatch.tables import DEPLOYMENT_COLUMNS, RANKS, TAXONOMY_COLUMNS, Deployment
+from ecowatch.synth.taxa import HUMAN, LOOKALIKE_PAIRS, SPECIES, taxonomy_rows
+from ecowatch.tables import DEPLOYMENT_COLUMNS, RANKS, TAXONOMY_COLUMNS, Deployment, taxon_id_for
 
 COCO_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EMPTY_CATEGORY_ID = 0
@@ -73,9 +73,9 @@ def categories() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"id": EMPTY_CATEGORY_ID, "name": "empty", "taxon_id": None}]
     for i, s in enumerate(SPECIES, start=1):
         out.append({"id": i, "name": s.common_name, "species_key": s.key, "scientific_name": s.scientific_name,
-                    "taxon_id": taxon_id(s.scientific_name)})
+                    "taxon_id": taxon_id_for(s.scientific_name)})
     out.append({"id": len(SPECIES) + 1, "name": "human", "species_key": "human", "scientific_name": HUMAN[1],
-                "taxon_id": taxon_id(HUMAN[1])})
+                "taxon_id": taxon_id_for(HUMAN[1])})
     out.append({"id": len(SPECIES) + 2, "name": "vehicle", "species_key": "vehicle", "taxon_id": None})
     return out
 

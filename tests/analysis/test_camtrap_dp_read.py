@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from ecowatch.errors import InputDataError
-from ecowatch.formats.camtrap_dp_read import read_camtrap_dp, records_from_camtrap_dp, taxon_slug
+from ecowatch.formats.camtrap_dp_read import read_camtrap_dp, records_from_camtrap_dp
+from ecowatch.tables import taxon_id_for
 
 PROFILE = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json"
 
@@ -63,11 +64,11 @@ def write_package(root: Path, *, descriptor: dict | None = None, **tables: str) 
     return root
 
 
-def test_taxon_slug():
-    assert taxon_slug("Vulpes vulpes") == "vulpes_vulpes"
-    assert taxon_slug("  Canis lupus familiaris ") == "canis_lupus_familiaris"
-    assert taxon_slug("Équus (ferus) caballus") == "equus_ferus_caballus"
-    assert taxon_slug("") == ""
+def test_taxon_id_for():
+    assert taxon_id_for("Vulpes vulpes") == "vulpes_vulpes"
+    assert taxon_id_for("  Canis lupus familiaris ") == "canis_lupus_familiaris"
+    assert taxon_id_for("Équus (ferus) caballus") == "equus_ferus_caballus"
+    assert taxon_id_for("") == ""
 
 
 def test_tables_are_mapped_and_times_are_camera_local(tmp_path):

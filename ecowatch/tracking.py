@@ -285,3 +285,75 @@ def _artifact_root(target: Path) -> Path:
     """The downloaded artefact inside a version folder: its only entry, or the folder itself."""
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
     return entries[0] if len(entries) == 1 else target
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A model version created in the MLflow model registry.
+
+    Attributes:
+        name: registered model name.
+        version: the new version number.
+        uri: ``models:/<name>/<version>``, usable wherever ecowatch takes a model.
+        alias: the alias set on it, or None.
+    """
+
+    name: str
+    version: str
+    uri: str
+    alias: str | None
+
+
+def register_model_version(
+    target: TrackingTarget,
+    *,
+    run_id: str,
+    artifact_path: str,
+    name: str,
+    alias: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> RegisteredVersion:
+    """Register a run's logged artefact as a new version of a registered model.
+
+    The artefact must already be logged to ``run_id`` under ``artifact_path`` (a file or a
+    folder); the registered model is created on first use. With ``alias`` (``champion``,
+    ``challenger``) the alias is moved to the new version.
+
+    Args:
+        target: the tracking (and registry) store.
+        run_id: the MLflow run that logged the artefact.
+        artifact_path: the artefact's path inside the run (e.g. ``weights/best.pt``).
+        name: registered model name.
+        alias: alias to point at the new version, or None.
+        tags: tags of the new version.
+        description: description of the new version.
+
+    Returns:
+        The new version.
+
+    Raises:
+        TrackingError: the registry cannot be written.
+    """
+    _mlflow()
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=target.tracking_uri)
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name)
+        run = client.get_run(run_id)
+        source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
+        created = client.create_model_version(name, source, run_id=run_id,
+                                              tags={k: str(v) for k, v in (tags or {}).items()},
+                                              description=description)
+        if alias:
+            client.set_registered_model_alias(name, alias, created.version)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot register {artifact_path} of run {run_id} as {name!r} in "
+                            f"{target.tracking_uri}: {exc.message}") from exc
+    log.info("registered %s version %s%s", name, created.version, f" (alias {alias})" if alias else "")
+    return RegisteredVersion(name, str(created.version), f"models:/{name}/{created.version}", alias)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
@@ -42,6 +43,9 @@ from ecowatch.errors import ModelNotFoundError
 
 #: MegaDetector's class ids as ultralytics numbers them (0-based), shared by MDv5, MDv6, MDv1000.
 MEGADETECTOR_CLASS_MAP: Mapping[int, str] = MappingProxyType({0: "animal", 1: "person", 2: "vehicle"})
+
+#: Folder of the weights shipped inside the package (small detectors trained on generated data).
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
 #: Categories the results store accepts in ``detections.category``.
 DETECTION_CATEGORIES = frozenset(MEGADETECTOR_CLASS_MAP.values())
@@ -95,6 +99,8 @@ class DetectorEntry:
             YOLO models) or ``stretch`` (no padding, RT-DETR as ultralytics runs it).
         loadable: whether ultralytics can load the checkpoint; entries that are not loadable are
             refused with :attr:`refusal`.
+        bundled: the weights ship inside the package (:data:`BUNDLED_DIR`); ``url`` then names the
+            repository script that reproduces them instead of a download address.
         refusal: why the entry cannot run here and what to use instead (None when loadable).
         sources: public pages the fields were read from.
         notes: fields that could not be verified, and other caveats.
@@ -112,6 +118,7 @@ class DetectorEntry:
     resize_mode: ResizeMode = "letterbox"
     loadable: bool = True
     refusal: str | None = None
+    bundled: bool = False
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -176,7 +183,24 @@ def _mdv5(letter: str, md5: str) -> DetectorEntry:
     )
 
 
+_ECOWATCH_SYNTH = DetectorEntry(
+    name="ecowatch-synth",
+    family="ecowatch",
+    architecture="yolo11-c256",
+    url="scripts/train_default_detector.py",
+    filename="ecowatch-synth-yolo11-c256.pt",
+    checksum=None,
+    licence="MIT (weights trained by ecowatch on generated data; ultralytics inference code AGPL-3.0)",
+    imgsz=320,
+    bundled=True,
+    sources=("scripts/train_default_detector.py",),
+    notes=("the embedded default of the README's demo: a compact YOLO11 trained from scratch on generated "
+           "camera-trap frames and drone tiles; it knows generated animals, not real ones. Use a MegaDetector "
+           "release on real cards.",),
+)
+
 _ENTRIES: tuple[DetectorEntry, ...] = (
+    _ECOWATCH_SYNTH,
     _mdv1000("larch", "yolo11l", 640, "AGPL-3.0 (ultralytics inference code; MegaDetector repository MIT)",
              "cab94ebd190c2278e12fb70ffd548b6d", loadable=True),
     _mdv1000("sorrel", "yolo11s", 960, "AGPL-3.0 (ultralytics inference code; MegaDetector repository MIT)",

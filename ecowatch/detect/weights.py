@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from ecowatch.detect.registry import DetectorEntry, ResizeMode, get_detector
+from ecowatch.detect.registry import BUNDLED_DIR, DetectorEntry, ResizeMode, get_detector
 from ecowatch.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class ResolvedDetector:
             (local paths and MLflow artefacts).
         imgsz: native image size in pixels, or None when it is read from the checkpoint on load.
         resize_mode: ``letterbox`` (YOLO) or ``stretch`` (RT-DETR); None when decided on load.
-        source: ``registry``, ``path`` or ``mlflow``.
+        source: ``registry``, ``bundled``, ``path`` or ``mlflow``.
         origin: the registry URL, the path or the ``models:/`` URI it was resolved from.
     """
 
@@ -64,7 +64,7 @@ class ResolvedDetector:
     class_map: Mapping[int, str] | None
     imgsz: int | None
     resize_mode: ResizeMode | None
-    source: Literal["registry", "path", "mlflow"]
+    source: Literal["registry", "bundled", "path", "mlflow"]
     origin: str
 
 
@@ -149,6 +149,8 @@ def resolve_detector(
 def _resolve_registry(entry: DetectorEntry, *, cache_dir: Path, offline: bool) -> ResolvedDetector:
     if not entry.loadable:
         raise ModelNotFoundError(f"detector {entry.name!r} cannot run in ecowatch: {entry.refusal}")
+    if entry.bundled:
+        return _resolve_bundled(entry)
     target = cache_path(entry, cache_dir)
     if not target.is_file():
         if offline:
@@ -172,6 +174,30 @@ def _resolve_registry(entry: DetectorEntry, *, cache_dir: Path, offline: bool) -
         imgsz=entry.imgsz,
         resize_mode=entry.resize_mode,
         source="registry",
+        origin=entry.url,
+    )
+
+
+def _resolve_bundled(entry: DetectorEntry) -> ResolvedDetector:
+    target = BUNDLED_DIR / entry.filename
+    if not target.is_file():
+        raise ModelNotFoundError(
+            f"detector {entry.name!r}: the bundled weights {target} are missing (an incomplete install?). "
+            f"Reinstall ecowatch, or reproduce them with `python scripts/train_default_detector.py --workdir "
+            f"<scratch folder>` ({entry.url})."
+        )
+    if entry.checksum is not None:
+        _verify(target, entry.checksum, fix="reinstall ecowatch or re-run scripts/train_default_detector.py")
+    sha256 = file_digest(target)
+    return ResolvedDetector(
+        path=target,
+        name=entry.name,
+        version=sha256[:VERSION_HEX_DIGITS],
+        sha256=sha256,
+        class_map=dict(entry.class_map),
+        imgsz=entry.imgsz,
+        resize_mode=entry.resize_mode,
+        source="bundled",
         origin=entry.url,
     )
 

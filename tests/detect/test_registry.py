@@ -18,7 +18,8 @@ from ecowatch.detect.registry import (
 from ecowatch.detect.weights import cache_path, parse_checksum, resolve_detector
 from ecowatch.errors import ModelNotFoundError
 
-ENTRIES = sorted(REGISTRY.values(), key=lambda e: e.name)
+ENTRIES = sorted((e for e in REGISTRY.values() if not e.bundled), key=lambda e: e.name)
+BUNDLED = sorted((e for e in REGISTRY.values() if e.bundled), key=lambda e: e.name)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
@@ -63,7 +64,7 @@ def test_unloadable_entries_are_refused_with_reason_and_alternative(entry, tmp_p
 def test_megadetector_v5_and_yolov5_mdv1000_are_listed_but_refused() -> None:
     assert {"mdv5a", "mdv5b", "mdv1000-redwood", "mdv1000-spruce", "mdv1000-cedar"} <= set(list_detectors())
     assert set(list_detectors(loadable_only=True)) == {
-        "mdv1000-larch", "mdv1000-sorrel", "mdv6-yolov9-c", "mdv6-yolov9-e", "mdv6-yolov10-c", "mdv6-yolov10-e",
+        "ecowatch-synth", "mdv1000-larch", "mdv1000-sorrel", "mdv6-yolov9-c", "mdv6-yolov9-e", "mdv6-yolov10-c", "mdv6-yolov10-e",
         "mdv6-rtdetr-c",
     }
     assert "models.yolo" in get_detector("mdv5a").refusal
@@ -78,3 +79,15 @@ def test_names_are_case_insensitive_and_accept_md_prefix() -> None:
 def test_unknown_name_lists_the_closest_entries() -> None:
     with pytest.raises(ModelNotFoundError, match=r"Did you mean mdv1000-larch"):
         get_detector("mdv1000-lerch")
+
+
+@pytest.mark.parametrize("entry", BUNDLED, ids=[e.name for e in BUNDLED])
+def test_bundled_entries_ship_their_weights_and_name_the_script_that_makes_them(entry, tmp_path: Path) -> None:
+    assert entry.loadable and entry.refusal is None and entry.url.startswith("scripts/")
+    assert (Path(__file__).resolve().parents[2] / entry.url).is_file()
+    resolved = resolve_detector(entry.name, cache_dir=tmp_path, offline=True)
+    assert resolved.source == "bundled" and resolved.path.is_file() and resolved.imgsz == entry.imgsz
+    assert not any(tmp_path.iterdir())  # nothing copied into the cache
+    if entry.checksum is not None:
+        algorithm, value = parse_checksum(entry.checksum)
+        assert resolved.sha256 == value and algorithm == "sha256"

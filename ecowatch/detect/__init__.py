@@ -6,7 +6,10 @@ Modules:
   image size, class map), including the refused ones and why.
 - :mod:`~ecowatch.detect.weights`: a detector spec (registry name, path, ``models:/`` URI) to a
   verified local weights file and its version.
-- :mod:`~ecowatch.detect.data`: decoding and letterboxing images of media rows (DataLoader workers).
+- :mod:`~ecowatch.detect.data`: decoding and letterboxing images of media rows (DataLoader workers),
+  or cutting large frames into tiles.
+- :mod:`~ecowatch.detect.tiling`: which tiles cover a large (drone) frame, and how the boxes of its
+  tiles and of the whole-frame pass merge into one set.
 - :mod:`~ecowatch.detect.network`, :mod:`~ecowatch.detect.module`: the ultralytics network as a
   LightningModule whose ``predict_step`` returns ``bbox_xywhn`` detections per media id.
 - :mod:`~ecowatch.detect.writer`: one store transaction per batch, deterministic ids.

@@ -1,4 +1,4 @@
-"""Images of media rows as network input: decode, orient, convert to RGB, letterbox, batch.
+"""Images of media rows as network input: decode, orient, convert to RGB, letterbox (or tile), batch.
 
 Decoding happens in DataLoader worker processes (parallel over images). Each sample carries its
 ``media_id`` and its original (as displayed) size, so detections are matched to media by id and
@@ -7,6 +7,11 @@ mapped back to original-image coordinates, never by position in a list.
 A file that cannot be decoded here (deleted or changed since ingest, truncated, not an image)
 does not stop the run: its sample carries the error text and a blank image, and the writer
 flags the media row instead of recording detections for it.
+
+Tiled runs use :class:`TiledImageDataset`: a worker decodes a frame once, cuts the tiles that
+:func:`~ecowatch.detect.tiling.tiles_for_frame` plans for it and letterboxes each one (and the whole
+frame, for the whole-frame pass) to the network input size; :func:`collate_tiled` stacks the
+inputs of several frames into one :class:`TiledBatch`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ecowatch.detect.registry import ResizeMode
+from ecowatch.detect.tiling import TileWindow, TilingParams, tiles_for_frame
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +45,15 @@ class MediaItem:
     Attributes:
         media_id: the media row's id.
         path: absolute path of the file.
+        width: width as displayed in pixels, as ingest recorded it (None if unknown); only used to
+            size tiled batches: the decoded image decides how it is tiled.
+        height: height as displayed in pixels (None if unknown).
     """
 
     media_id: str
     path: Path
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -172,4 +183,118 @@ def collate_samples(samples: Sequence[ImageSample]) -> ImageBatch:
         orig_hw=torch.tensor([s.orig_hw for s in samples], dtype=torch.int64),
         media_ids=[s.media_id for s in samples],
         errors=[s.error for s in samples],
+    )
+
+
+@dataclass(frozen=True)
+class TiledSample:
+    """One decoded frame as its network inputs: the whole frame and/or its tiles, each letterboxed.
+
+    Attributes:
+        inputs: ``uint8`` tensor (K, 3, imgsz, imgsz), RGB; K = 0 for an unreadable file.
+        tile_index: per input, the index of its tile in ``tiles``, or -1 for the whole frame.
+        tiles: the frame's tiles (empty when the frame runs whole).
+        orig_hw: (height, width) of the frame as displayed, in pixels.
+        media_id: the media row's id.
+        error: why the file could not be decoded, or None.
+    """
+
+    inputs: torch.Tensor
+    tile_index: tuple[int, ...]
+    tiles: tuple[TileWindow, ...]
+    orig_hw: tuple[int, int]
+    media_id: str
+    error: str | None
+
+
+@dataclass
+class TiledBatch:
+    """The network inputs of several frames (a plain dataclass of tensors and lists, as Lightning moves).
+
+    Attributes:
+        inputs: ``uint8`` tensor (N, 3, imgsz, imgsz): every input of every frame, frame by frame.
+        owner: ``int64`` tensor (N,): index of the input's frame in ``media_ids``.
+        tile_index: ``int64`` tensor (N,): the input's tile index within its frame, -1 = whole frame.
+        windows: ``int64`` tensor (N, 4): the input's rectangle of its frame, x0, y0, w, h in pixels
+            (the whole frame for the whole-frame input).
+        orig_hw: ``int64`` tensor (B, 2): (height, width) of each frame.
+        media_ids: the media id of each frame.
+        errors: decode error per frame (None for a good frame).
+        tiles: per frame, its tiles as ``(x0, y0, w, h)`` tuples (empty when untiled).
+    """
+
+    inputs: torch.Tensor
+    owner: torch.Tensor
+    tile_index: torch.Tensor
+    windows: torch.Tensor
+    orig_hw: torch.Tensor
+    media_ids: list[str]
+    errors: list[str | None]
+    tiles: list[list[tuple[int, int, int, int]]]
+
+
+class TiledImageDataset(Dataset[TiledSample]):
+    """Media files as tiles and whole frames (decoded and cut in DataLoader workers).
+
+    Args:
+        items: the images to read, in the order they are to be processed.
+        imgsz: side of the square network input in pixels.
+        params: the resolved tiling parameters (which frames to tile, tile size, overlap, whether
+            to add the whole frame).
+        resize_mode: ``letterbox`` (YOLO) or ``stretch`` (RT-DETR), for tiles and whole frames alike.
+    """
+
+    def __init__(self, items: Sequence[MediaItem], *, imgsz: int, params: TilingParams,
+                 resize_mode: ResizeMode = "letterbox") -> None:
+        self.items = list(items)
+        self.imgsz = imgsz
+        self.params = params
+        self.resize_mode: ResizeMode = resize_mode
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> TiledSample:
+        item = self.items[index]
+        try:
+            pixels = decode_image(item.path)
+        except Exception as exc:  # noqa: BLE001 - any decode failure becomes a flag on this image; the batch goes on
+            log.warning("cannot decode %s (media %s): %s: %s", item.path, item.media_id, type(exc).__name__, exc)
+            empty = torch.zeros((0, 3, self.imgsz, self.imgsz), dtype=torch.uint8)
+            return TiledSample(empty, (), (), (0, 0), item.media_id, f"{type(exc).__name__}: {exc}")
+        height, width = int(pixels.shape[0]), int(pixels.shape[1])
+        tiles = tuple(tiles_for_frame(width, height, self.params))
+        crops: list[np.ndarray] = []
+        tile_index: list[int] = []
+        if self.params.full_frame_pass or not tiles:
+            crops.append(letterbox(pixels, self.imgsz, mode=self.resize_mode))
+            tile_index.append(-1)
+        for k, tile in enumerate(tiles):
+            crops.append(letterbox(pixels[tile.y0 : tile.y1, tile.x0 : tile.x1], self.imgsz, mode=self.resize_mode))
+            tile_index.append(k)
+        inputs = torch.from_numpy(np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2)))
+        return TiledSample(inputs, tuple(tile_index), tiles, (height, width), item.media_id, None)
+
+
+def collate_tiled(samples: Sequence[TiledSample]) -> TiledBatch:
+    """Stack the inputs of several frames into a :class:`TiledBatch` (the DataLoader's ``collate_fn``)."""
+    owner: list[int] = []
+    windows: list[tuple[int, int, int, int]] = []
+    tile_index: list[int] = []
+    for position, sample in enumerate(samples):
+        height, width = sample.orig_hw
+        for k in sample.tile_index:
+            owner.append(position)
+            tile_index.append(k)
+            tile = sample.tiles[k] if k >= 0 else TileWindow(0, 0, width, height)
+            windows.append((tile.x0, tile.y0, tile.w, tile.h))
+    return TiledBatch(
+        inputs=torch.cat([s.inputs for s in samples]),
+        owner=torch.tensor(owner, dtype=torch.int64),
+        tile_index=torch.tensor(tile_index, dtype=torch.int64),
+        windows=torch.tensor(windows, dtype=torch.int64).reshape(-1, 4),
+        orig_hw=torch.tensor([s.orig_hw for s in samples], dtype=torch.int64),
+        media_ids=[s.media_id for s in samples],
+        errors=[s.error for s in samples],
+        tiles=[[(t.x0, t.y0, t.w, t.h) for t in s.tiles] for s in samples],
     )

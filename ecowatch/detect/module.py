@@ -15,6 +15,11 @@ leaves them overhanging; ``bbox_xywhn`` must lie in 0..1), and ultralytics' NMS 
 ``2 + 0.05 * batch`` seconds and silently returns no boxes for the rest of the batch. On a loaded
 CPU (many low-confidence candidates, several jobs sharing cores) that would record images as done
 with zero detections, so the limit here is :data:`NMS_SECONDS_PER_IMAGE` per image instead.
+
+A :class:`~ecowatch.detect.data.TiledBatch` (tiled run) holds many network inputs per frame: they
+run through the network ``max_inputs`` at a time, every input's boxes are post-processed as above
+against its own rectangle of the frame (a tile or the whole frame) and shifted to frame pixels, and
+the boxes of one frame are merged by :func:`~ecowatch.detect.tiling.merge_detections`.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import lightning as L
 import numpy as np
 import torch
 
-from ecowatch.detect.data import ImageBatch
+from ecowatch.detect.data import ImageBatch, TiledBatch
 from ecowatch.detect.network import LoadedNetwork
+from ecowatch.detect.tiling import FULL_FRAME, TileWindow, TilingParams, merge_detections
 
 #: NMS time limit per image of a batch (ultralytics' 0.05 s can drop whole images under CPU load).
 NMS_SECONDS_PER_IMAGE = 60.0
@@ -44,6 +50,9 @@ class ImageDetections:
         conf: ``float64`` array (N,): confidence 0..1, in descending order.
         class_id: ``int64`` array (N,): class index of the network (see the class map).
         error: why the image could not be decoded (then N = 0), or None.
+        tile: per detection, the input it came from: ``"full"`` (the whole image) or the tile
+            ``"x0,y0,w,h"`` in pixels of the image; None = every detection is ``"full"``.
+        tiles: how many tiles the image was cut into (0 = it ran whole).
     """
 
     media_id: str
@@ -51,6 +60,8 @@ class ImageDetections:
     conf: np.ndarray
     class_id: np.ndarray
     error: str | None = None
+    tile: tuple[str, ...] | None = None
+    tiles: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,8 @@ class DetectorModule(L.LightningModule):
         postprocess: confidence/NMS settings.
         half: use fp16 when running on a CUDA device (ignored on CPU).
         channels_last: use the channels-last memory format for the network and its input.
+        tiling: merge parameters of tiled batches (needed only for a :class:`TiledBatch`).
+        max_inputs: most network inputs per forward pass of a tiled batch (None = all at once).
     """
 
     def __init__(
@@ -87,6 +100,8 @@ class DetectorModule(L.LightningModule):
         postprocess: PostprocessConfig,
         half: bool = True,
         channels_last: bool = True,
+        tiling: TilingParams | None = None,
+        max_inputs: int | None = None,
     ) -> None:
         super().__init__()
         self.network = network.model
@@ -96,6 +111,8 @@ class DetectorModule(L.LightningModule):
         self.post = postprocess
         self.half_on_gpu = half
         self.channels_last = channels_last
+        self.tiling = tiling
+        self.max_inputs = max_inputs
         self._fp16 = False
 
     def on_predict_start(self) -> None:
@@ -135,10 +152,11 @@ class DetectorModule(L.LightningModule):
             end2end=self.end2end,
         )
 
-    def predict_step(self, batch: ImageBatch, batch_idx: int, dataloader_idx: int = 0) -> list[ImageDetections]:
+    def predict_step(self, batch: ImageBatch | TiledBatch, batch_idx: int,
+                     dataloader_idx: int = 0) -> list[ImageDetections]:
         """Detections of every image of a batch, in original-image ``bbox_xywhn``, keyed by media id."""
-        from ultralytics.utils.ops import scale_boxes
-
+        if isinstance(batch, TiledBatch):
+            return self._predict_tiled(batch)
         dets = self(batch.images)
         input_hw = tuple(batch.images.shape[2:])
         out: list[ImageDetections] = []
@@ -148,26 +166,78 @@ class DetectorModule(L.LightningModule):
                 continue
             h0, w0 = int(hw[0]), int(hw[1])
             det = det.float()
-            boxes = det[:, :4].clone()
-            if self.kind == "rtdetr":  # normalised to the stretched input: scale straight to the original
-                boxes[:, [0, 2]] = (boxes[:, [0, 2]] / input_hw[1] * w0).clamp_(0, w0)
-                boxes[:, [1, 3]] = (boxes[:, [1, 3]] / input_hw[0] * h0).clamp_(0, h0)
-            else:
-                boxes = scale_boxes(input_hw, boxes, (h0, w0))  # removes the padding and clips
-            xyxy = boxes.cpu().double().numpy()
-            xywhn = np.stack(
-                [xyxy[:, 0] / w0, xyxy[:, 1] / h0, (xyxy[:, 2] - xyxy[:, 0]) / w0, (xyxy[:, 3] - xyxy[:, 1]) / h0],
-                axis=1,
-            )
             out.append(
                 ImageDetections(
                     media_id=media_id,
-                    bbox_xywhn=xywhn,
+                    bbox_xywhn=_xywhn(self._to_source_pixels(det, input_hw, (h0, w0)), w0, h0),
                     conf=det[:, 4].cpu().double().numpy(),
                     class_id=det[:, 5].cpu().long().numpy(),
                 )
             )
         return out
+
+    def _to_source_pixels(self, det: torch.Tensor, input_hw: tuple[int, ...], source_hw: tuple[int, int]
+                          ) -> np.ndarray:
+        """Boxes of one network input (x1, y1, x2, y2 in input pixels) in pixels of what was fed in.
+
+        ``source_hw`` is the (height, width) of the image or tile that was letterboxed (or
+        stretched) into the input; the boxes come back clipped to it, as ``float64``.
+        """
+        from ultralytics.utils.ops import scale_boxes
+
+        h0, w0 = source_hw
+        boxes = det[:, :4].clone()
+        if self.kind == "rtdetr":  # normalised to the stretched input: scale straight to the original
+            boxes[:, [0, 2]] = (boxes[:, [0, 2]] / input_hw[1] * w0).clamp_(0, w0)
+            boxes[:, [1, 3]] = (boxes[:, [1, 3]] / input_hw[0] * h0).clamp_(0, h0)
+        else:
+            boxes = scale_boxes(input_hw, boxes, (h0, w0))  # removes the padding and clips
+        return boxes.cpu().double().numpy()
+
+    def _predict_tiled(self, batch: TiledBatch) -> list[ImageDetections]:
+        """Detections of every frame of a tiled batch: all inputs through the network, merged per frame."""
+        if self.tiling is None:
+            raise ValueError("a TiledBatch needs the module's tiling parameters (DetectorModule(tiling=...))")
+        total = int(batch.inputs.shape[0])
+        step = self.max_inputs or max(total, 1)
+        dets: list[torch.Tensor] = []
+        for start in range(0, total, step):
+            dets.extend(self(batch.inputs[start : start + step]))
+        input_hw = tuple(batch.inputs.shape[2:])
+        parts: list[list[_InputBoxes]] = [[] for _ in batch.media_ids]
+        for det, owner, k, (x0, y0, w, h) in zip(dets, batch.owner.tolist(), batch.tile_index.tolist(),
+                                                 batch.windows.tolist(), strict=True):
+            det = det.float()
+            xyxy = self._to_source_pixels(det, input_hw, (h, w)) + np.array([x0, y0, x0, y0], dtype=np.float64)
+            parts[owner].append(_InputBoxes(xyxy, det[:, 4].cpu().double().numpy(), det[:, 5].cpu().long().numpy(), k))
+        out: list[ImageDetections] = []
+        for position, (media_id, error, hw) in enumerate(zip(batch.media_ids, batch.errors, batch.orig_hw.tolist(),
+                                                              strict=True)):
+            if error is not None:
+                out.append(_empty(media_id, error))
+                continue
+            tiles = [TileWindow(*t) for t in batch.tiles[position]]
+            out.append(self._merge_frame(media_id, parts[position], tiles, self.tiling, (int(hw[0]), int(hw[1]))))
+        return out
+
+    def _merge_frame(self, media_id: str, parts: list[_InputBoxes], tiles: list[TileWindow], tiling: TilingParams,
+                     frame_hw: tuple[int, int]) -> ImageDetections:
+        """One frame's boxes from all its inputs in frame pixels, merged when the frame was tiled."""
+        h0, w0 = frame_hw
+        if not parts:
+            return _empty(media_id, None)
+        xyxy = np.concatenate([p.xyxy for p in parts]).reshape(-1, 4)
+        conf = np.concatenate([p.conf for p in parts])
+        class_id = np.concatenate([p.class_id for p in parts]).astype(np.int64)
+        source = np.concatenate([np.full(len(p.conf), p.tile_index, dtype=np.int64) for p in parts])
+        if tiles:  # with agnostic NMS the merge is across classes too
+            merge_classes = np.zeros_like(class_id) if self.post.agnostic_nms else class_id
+            keep = merge_detections(xyxy, conf, merge_classes, source, tiles, frame_wh=(w0, h0), params=tiling,
+                                    max_det=self.post.max_det)
+            xyxy, conf, class_id, source = xyxy[keep], conf[keep], class_id[keep], source[keep]
+        labels = tuple(FULL_FRAME if s < 0 else tiles[s].label() for s in source.tolist())
+        return ImageDetections(media_id=media_id, bbox_xywhn=_xywhn(xyxy, w0, h0), conf=conf, class_id=class_id,
+                               tile=labels, tiles=len(tiles))
 
     def _rtdetr_postprocess(self, preds: torch.Tensor | tuple, input_hw: torch.Size) -> list[torch.Tensor]:
         """RTDETRPredictor.postprocess without the Results objects: boxes in input pixels."""
@@ -184,6 +254,24 @@ class DetectorModule(L.LightningModule):
             pred[:, [1, 3]] *= input_hw[0]
             out.append(pred)
         return out
+
+
+@dataclass(frozen=True)
+class _InputBoxes:
+    """The boxes of one network input of a tiled batch, already in frame pixels."""
+
+    xyxy: np.ndarray
+    conf: np.ndarray
+    class_id: np.ndarray
+    tile_index: int  # -1 = the whole frame
+
+
+def _xywhn(xyxy: np.ndarray, w0: int, h0: int) -> np.ndarray:
+    """``float64`` (N, 4) boxes x1, y1, x2, y2 in pixels as ``bbox_xywhn`` of a ``w0`` x ``h0`` image."""
+    return np.stack(
+        [xyxy[:, 0] / w0, xyxy[:, 1] / h0, (xyxy[:, 2] - xyxy[:, 0]) / w0, (xyxy[:, 3] - xyxy[:, 1]) / h0],
+        axis=1,
+    )
 
 
 def _empty(media_id: str, error: str | None) -> ImageDetections:

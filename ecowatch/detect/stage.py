@@ -11,6 +11,14 @@ Order of work in :func:`detect_stage`:
    the :class:`~ecowatch.detect.writer.StoreDetectionWriter` callback commits each batch in one
    transaction.
 
+Tiling (``detect.tiling``, see :class:`~ecowatch.config.TilingConfig`): unless its mode is
+``never``, the workers cut frames larger than ``min_side_for_tiling`` into tiles
+(:class:`~ecowatch.detect.data.TiledImageDataset`); a frame that is not tiled is one whole-frame
+input, exactly as in an untiled run. ``batch_size`` then counts network inputs: a DataLoader batch
+holds ``max(1, batch_size // n)`` frames, ``n`` being the most inputs any pending frame needs (from
+the sizes ingest recorded), and the network runs ``batch_size`` inputs at a time. A store
+transaction still holds whole frames, so resuming works as before.
+
 The run is idempotent and resumable at batch granularity; per-image decode failures are flags,
 never exceptions.
 """
@@ -26,9 +34,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ecowatch.config import DetectConfig
-from ecowatch.detect.data import MediaImageDataset, MediaItem, collate_samples
+from ecowatch.detect.data import MediaImageDataset, MediaItem, TiledImageDataset, collate_samples, collate_tiled
 from ecowatch.detect.network import LoadedNetwork, load_network
 from ecowatch.detect.registry import DETECTION_CATEGORIES
+from ecowatch.detect.tiling import TilingParams, inputs_per_frame, resolve_tiling
 from ecowatch.detect.weights import ResolvedDetector, resolve_detector
 from ecowatch.detect.yolo_env import set_torch_threads
 from ecowatch.errors import ConfigError, InputDataError, ModelNotFoundError
@@ -54,6 +63,7 @@ class DetectSummary:
         media_already_done: ok images of the dump that already had one (skipped).
         media_done: images recorded as done by this run.
         media_failed: images that could not be decoded (flagged ``detect_unreadable``).
+        media_tiled: of the images done, those cut into tiles (``detect.tiling``).
         detections: detection rows inserted.
         per_category: detections per category.
         seconds: wall-clock duration of the run.
@@ -70,6 +80,7 @@ class DetectSummary:
     media_already_done: int = 0
     media_done: int = 0
     media_failed: int = 0
+    media_tiled: int = 0
     detections: int = 0
     per_category: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -88,8 +99,8 @@ def pending_media(store: Store, *, dump_root: Path, dump_id: str, detector_versi
         detector_version: the detector version whose ``detector_done`` rows count as done.
 
     Returns:
-        The pending images (status ``ok``, type ``image``, not done), sorted by relpath, and the
-        number of ok images of the dump already done.
+        The pending images (status ``ok``, type ``image``, not done, with the size ingest
+        recorded), sorted by relpath, and the number of ok images of the dump already done.
     """
     done = sa.exists().where(
         S.detector_done.c.media_id == S.media.c.media_id,
@@ -98,11 +109,13 @@ def pending_media(store: Store, *, dump_root: Path, dump_id: str, detector_versi
     base = sa.and_(S.media.c.dump_id == dump_id, S.media.c.status == "ok", S.media.c.media_type == "image")
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(S.media.c.media_id, S.media.c.relpath).where(base, ~done).order_by(S.media.c.relpath)
+            sa.select(S.media.c.media_id, S.media.c.relpath, S.media.c.width, S.media.c.height)
+            .where(base, ~done).order_by(S.media.c.relpath)
         ).all()
         already = conn.execute(sa.select(sa.func.count()).select_from(S.media).where(base, done)).scalar_one()
     root = Path(dump_root)
-    return [MediaItem(media_id, root / relpath) for media_id, relpath in rows], int(already)
+    items = [MediaItem(media_id, root / relpath, width, height) for media_id, relpath, width, height in rows]
+    return items, int(already)
 
 
 def detect_stage(
@@ -137,7 +150,8 @@ def detect_stage(
         InputDataError: ``dump_root`` is not a folder.
         ModelNotFoundError: the detector cannot be resolved or loaded, or its classes are not
             MegaDetector's categories.
-        ConfigError: ``detect.imgsz`` is not a multiple of the detector's stride.
+        ConfigError: ``detect.imgsz`` is not a multiple of the detector's stride, or the tiling
+            overlap is not smaller than the tile.
     """
     started = time.perf_counter()
     root = Path(dump_root)
@@ -179,17 +193,30 @@ def _predict(
 ) -> None:
     import lightning as L
     from lightning.pytorch.accelerators import CUDAAccelerator
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Dataset
 
     from ecowatch.detect.module import DetectorModule, PostprocessConfig
     from ecowatch.detect.writer import StoreDetectionWriter
 
     resize_mode = resolved.resize_mode or ("stretch" if network.kind == "rtdetr" else "letterbox")
-    dataset = MediaImageDataset(items, imgsz=imgsz, resize_mode=resize_mode)
+    tiling: TilingParams | None = None
+    if config.tiling.mode == "never":
+        dataset: Dataset = MediaImageDataset(items, imgsz=imgsz, resize_mode=resize_mode)
+        collate, images_per_batch = collate_samples, config.batch_size
+    else:
+        tiling = resolve_tiling(config.tiling, imgsz)
+        dataset = TiledImageDataset(items, imgsz=imgsz, params=tiling, resize_mode=resize_mode)
+        most = max(inputs_per_frame(item.width, item.height, tiling) for item in items)
+        collate, images_per_batch = collate_tiled, max(1, config.batch_size // most)
+        log.info("detect: tiling %s (tile %d px, overlap %d px, whole-frame pass %s); up to %d inputs per frame, "
+                 "%d frames per batch", tiling.mode, tiling.tile_size, tiling.overlap_px, tiling.full_frame_pass,
+                 most, images_per_batch)
     module = DetectorModule(
         network,
         postprocess=PostprocessConfig(config.conf_threshold, config.iou_threshold, config.max_det, config.agnostic_nms),
         half=config.half,
+        tiling=tiling,
+        max_inputs=config.batch_size,
     )
     writer = StoreDetectionWriter(store, detector_name=resolved.name, detector_version=resolved.version,
                                   class_map=class_map, run_id=run_id)
@@ -204,10 +231,10 @@ def _predict(
     )
     loader = DataLoader(
         dataset,
-        batch_size=config.batch_size,
+        batch_size=images_per_batch,
         shuffle=False,
         num_workers=config.workers,
-        collate_fn=collate_samples,
+        collate_fn=collate,
         pin_memory=isinstance(trainer.accelerator, CUDAAccelerator),
     )
     summary.threads = set_torch_threads(config.threads)  # after ultralytics' import, which pins 1 thread
@@ -217,6 +244,7 @@ def _predict(
     loop_seconds = time.perf_counter() - loop_started
     counts = writer.counts
     summary.media_done, summary.media_failed = counts.media_done, counts.media_failed
+    summary.media_tiled = counts.media_tiled
     summary.detections, summary.per_category = counts.detections, dict(sorted(counts.per_category.items()))
     summary.images_per_second = len(items) / loop_seconds if loop_seconds > 0 else 0.0
 

@@ -9,6 +9,10 @@ interrupted one, and ends with exactly the rows of an uninterrupted run: no dupl
 
 An image that could not be decoded gets a ``detect_unreadable`` flag and no ``detector_done`` row,
 so the next run tries it again.
+
+Each row's ``tile`` says which input the box came from: ``"full"`` for the whole image (every box
+of an untiled run), ``"x0,y0,w,h"`` (pixels of the image) for a tile of a tiled run. The box
+itself is always ``bbox_xywhn`` of the whole image.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from ecowatch.detect.module import ImageDetections
+from ecowatch.detect.tiling import FULL_FRAME
 from ecowatch.errors import ModelNotFoundError
 from ecowatch.store import Store
 from ecowatch.store import schema as S
@@ -32,7 +37,7 @@ log = logging.getLogger(__name__)
 DETECT_UNREADABLE = "detect_unreadable"
 
 #: Tile label of detections on the whole image (tiled runs name the tile in pixels instead).
-FULL_IMAGE_TILE = "full"
+FULL_IMAGE_TILE = FULL_FRAME
 
 _ID_LENGTH = S.detections.c.detection_id.type.length or 64
 
@@ -56,6 +61,7 @@ class WriteCounts:
     Attributes:
         media_done: images recorded in ``detector_done`` (with or without detections).
         media_failed: images that could not be decoded (flagged, not done).
+        media_tiled: of the images done, those that were cut into tiles.
         detections: detection rows inserted.
         batches: batches committed.
         per_category: detections per category in the written batches.
@@ -63,6 +69,7 @@ class WriteCounts:
 
     media_done: int = 0
     media_failed: int = 0
+    media_tiled: int = 0
     detections: int = 0
     batches: int = 0
     per_category: dict[str, int] = field(default_factory=dict)
@@ -128,6 +135,7 @@ class StoreDetectionWriter(BasePredictionWriter):
         self.counts.batches += 1
         self.counts.media_done += len(done)
         self.counts.media_failed += len(flags)
+        self.counts.media_tiled += sum(1 for image in prediction if image.error is None and image.tiles > 0)
         self.counts.detections += inserted
         for row in detections:
             self.counts.per_category[row["category"]] = self.counts.per_category.get(row["category"], 0) + 1
@@ -153,7 +161,7 @@ class StoreDetectionWriter(BasePredictionWriter):
                 "x": x, "y": y, "w": w, "h": h,
                 "detector_name": self.detector_name,
                 "detector_version": self.detector_version,
-                "tile": FULL_IMAGE_TILE,
+                "tile": FULL_IMAGE_TILE if image.tile is None else image.tile[k],
                 "static_fp": False,
                 "run_id": self.run_id,
             })

@@ -29,7 +29,7 @@ from typing import Any
 from ecowatch.config import IngestConfig
 from ecowatch.errors import InputDataError
 from ecowatch.ingest import flags as F
-from ecowatch.ingest.assign import DeploymentIndex
+from ecowatch.ingest.assign import DeploymentIndex, StationLayout
 from ecowatch.ingest.probe import FileFacts
 from ecowatch.ingest.records import (
     MediaRef,
@@ -154,6 +154,7 @@ def ingest_dump(
     config: IngestConfig,
     run_id: str,
     on_progress: Callable[[int], None] | None = None,
+    stations: StationLayout | None = None,
 ) -> IngestSummary:
     """Ingest one SD-card dump into the results store; idempotent and resumable.
 
@@ -167,6 +168,9 @@ def ingest_dump(
         run_id: id of the current run, written to ``media.ingest_run_id``.
         on_progress: called after each batch with the number of files just handled
             (already-ingested files included); drives the CLI's progress bar.
+        stations: the dump is sorted into station folders (``<station>/...``, camtrapR's
+            layout): media are assigned by station and time instead of by deployment-id folder
+            and camera serial (see :mod:`ecowatch.ingest.assign`); None: the default rules.
 
     Returns:
         Counts of what this run found and wrote.
@@ -190,7 +194,7 @@ def ingest_dump(
     upsert_dump(store, dump_id, root)
     log.info("ingest %s from %s: %d deployments (%d new or updated)", dump_id, root, len(deployments), changed)
 
-    index = DeploymentIndex(deployments, clock_tolerance_h=config.clock_tolerance_h)
+    index = DeploymentIndex(deployments, clock_tolerance_h=config.clock_tolerance_h, stations=stations)
     summary = IngestSummary()
     flag_counts: Counter[str] = Counter()
     stats = ScanStats()

@@ -22,6 +22,7 @@ from ecowatch.synth.shapes import (
     two_bone,
 )
 
+
 @dataclass(frozen=True)
 class Pose:
     """How one individual stands in one frame.

@@ -7,8 +7,10 @@ it or in what order.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import math
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +196,7 @@ class FrameRenderer:
         path = self.dump_dir / job.rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+        set_card_mtime(path, self.deployments[job.deployment].camera_time(job.true_time))
         height, width = pixels.shape[:2]
         return FrameResult(job.rel_path, width, height, boxes, job.file_kind, len(data))
 
@@ -260,3 +263,15 @@ def _paste(frame: np.ndarray, owner: np.ndarray, scene: Scene, sprite: Sprite, x
             radius = max(1, round(0.012 * max(sh, sw)))
             cv2.circle(frame, (ex, ey), radius, (400.0, 400.0, 400.0), -1)
     return fx0, fy0, fx1, fy1
+
+
+def set_card_mtime(path: Path, camera_time: dt.datetime) -> None:
+    """Give a written file the modification time the camera's clock stamped on the card.
+
+    Cameras write FAT timestamps in their own local clock, and a copy that keeps times
+    (``cp -p``, rsync, most file managers) carries them over; read back on the same machine with
+    ``datetime.fromtimestamp``, the naive camera time comes out again. Ingest falls back to it for
+    cameras that write no EXIF time.
+    """
+    stamp = camera_time.timestamp()  # the naive time read as this machine's local time, as a card mount does
+    os.utime(path, (stamp, stamp))

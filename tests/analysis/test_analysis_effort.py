@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from ecowatch.analysis import active_periods, camera_operation, deployments_frame, detect_outages, effort_days
-from ecowatch.tables import read_deployments
 from ecowatch.errors import InputDataError
+from ecowatch.tables import read_deployments
 
 
 def test_partial_days_are_fractions(deployments_table):

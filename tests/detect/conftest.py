@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from ecowatch.store import Store, open_store
-from .tiny_model import build_tiny_detector
 
+from .tiny_model import build_tiny_detector
 
 _OFFLINE_ENV = {
     "YOLO_OFFLINE": "1",

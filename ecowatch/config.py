@@ -115,6 +115,70 @@ class StaticFPConfig(_Strict):
         return self
 
 
+class TilingConfig(_Strict):
+    """Tiled inference for frames much larger than the network input (drone surveys).
+
+    A 4000x3000 drone frame letterboxed to 640 px shrinks a 30 px deer to 5 px. A tiled frame is
+    cut into overlapping square tiles; each tile is one network input (letterboxed to the network
+    input size), and the tiles of several frames share forward passes. Boxes come back in
+    ``bbox_xywhn`` of the whole frame, with ``detections.tile`` = ``"x0,y0,w,h"`` (the tile, in
+    pixels of the frame) or ``"full"`` (the whole-frame pass). How boxes of different tiles and of
+    the whole-frame pass are merged is :func:`ecowatch.detect.tiling.merge_detections`:
+
+    1. a tile box within ``border_margin`` of an inner border of its tile (the object may be cut)
+       is dropped when another tile contains it clear of that tile's inner borders (that tile saw
+       the object whole, or a larger part of it);
+    2. a whole-frame box that a tile contains clear of its inner borders is dropped (the tile saw
+       that region at higher resolution);
+    3. a cut tile box lying mostly (``fragment_ioa``) inside a same-class whole-frame box that
+       crosses the cutting border is dropped (a piece of a large animal the whole frame saw whole);
+    4. class-wise NMS at ``merge_iou`` over what is left, highest confidence first; then the
+       ``max_det`` most confident.
+
+    Attributes:
+        mode: ``auto`` tiles frames whose long side exceeds ``min_side_for_tiling``; ``always``
+            tiles every frame larger than one tile; ``never`` runs every frame whole (letterboxed
+            to the network input size, exactly as ultralytics' predict does).
+        min_side_for_tiling: in ``auto`` mode, frames whose long side in pixels exceeds this are
+            tiled; None = twice the network input size (``detect.imgsz``).
+        tile_size: side of a square tile in pixels of the original frame; None = the network input
+            size (tiles then run at the frame's full resolution; a larger tile is scaled down).
+        overlap: overlap of neighbouring tiles: a fraction of ``tile_size`` when below 1, else
+            whole pixels. Tiles are spread evenly over the frame, so the actual overlap is at least
+            this. Make it larger than the longest animal that should be seen whole by some tile.
+        full_frame_pass: also run the whole frame, letterboxed, for animals larger than a tile.
+        merge_iou: intersection over union (0..1) above which the lower-scoring of two boxes of
+            the same class from different tiles (or a tile and the whole frame) is dropped.
+        border_margin: pixels of the frame; a box edge this close to an inner tile border counts
+            as cut by that border.
+        fragment_ioa: fraction (0..1) of a cut tile box's area that must lie inside a same-class
+            whole-frame box crossing that border for the tile box to be dropped as a fragment.
+    """
+
+    mode: Literal["auto", "always", "never"] = "never"
+    min_side_for_tiling: int | None = Field(None, ge=32, le=100_000)
+    tile_size: int | None = Field(None, ge=32, le=16_384)
+    overlap: float = Field(0.2, ge=0.0, le=16_384)
+    full_frame_pass: bool = True
+    merge_iou: float = Field(0.5, gt=0.0, le=1.0)
+    border_margin: float = Field(4.0, ge=0.0, le=1024)
+    fragment_ioa: float = Field(0.7, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> TilingConfig:
+        if self.overlap >= 1 and self.overlap != int(self.overlap):
+            raise ValueError(
+                f"overlap {self.overlap} is neither a fraction below 1 nor whole pixels; "
+                f"use e.g. 0.2 (of tile_size) or {int(self.overlap)} (pixels)"
+            )
+        if self.tile_size is not None and self.overlap >= 1 and self.overlap >= self.tile_size:
+            raise ValueError(
+                f"overlap {int(self.overlap)} px is not smaller than tile_size {self.tile_size} px; "
+                f"use at most {self.tile_size // 2} px or a fraction such as 0.2"
+            )
+        return self
+
+
 class DetectConfig(_Strict):
     """Which detector finds animals, people and vehicles in the images, and how it runs.
 
@@ -141,7 +205,12 @@ class DetectConfig(_Strict):
         allow_download: fetch registry weights from their published URL when they are not in the
             cache yet. Off by default: nothing reaches the network unless asked; a missing file is
             then an error that names the cache path to put it in and the URL to get it from.
+        observation_threshold: confidence (0..1) from which a box makes its image an animal, human or
+            vehicle observation of the detector (MegaDetector's suggested threshold for its
+            models, 0.2); every box down to ``conf_threshold`` is still stored and exported.
         static_fp: flagging of static false positives after detection (:class:`StaticFPConfig`).
+        tiling: tiled inference for large frames (:class:`TilingConfig`). In a tiled run
+            ``batch_size`` counts network inputs (tiles and whole frames) per forward pass.
     """
 
     detector: str = Field("mdv1000-larch", min_length=1)
@@ -157,7 +226,37 @@ class DetectConfig(_Strict):
     half: bool = True
     threads: int | None = Field(None, ge=1, le=1024)
     allow_download: bool = False
+    observation_threshold: float = Field(0.2, ge=0.0, le=1.0)
     static_fp: StaticFPConfig = StaticFPConfig()
+    tiling: TilingConfig = TilingConfig()
+
+
+class ClassifyConfig(_Strict):
+    """Which species classifier names the animals the detector found, and how it runs.
+
+    Attributes:
+        model: a classifier checkpoint written by ``ecowatch train classifier`` (a path, absolute
+            or relative to the catalog's ``models`` folder) or an MLflow model registry URI
+            (``models:/<name>@<alias>`` or ``models:/<name>/<version>``); None: no classifier,
+            the classify stage is skipped.
+        min_detection_conf: only animal detections with at least this confidence (0..1) are
+            classified (lower ones are mostly empty frames, and cost time).
+        top_k: taxon scores recorded per detection (rank 1 = best; at most the model's classes).
+        batch_size: crops per forward pass (and per store transaction).
+        workers: DataLoader processes that decode images and cut crops (0 = in-process).
+        accelerator: ``auto`` (a GPU when present), ``cpu`` or ``gpu``.
+        half: run in 16-bit mixed precision on a GPU (bf16 where supported; ignored on CPU).
+        threads: torch CPU threads; None = every core.
+    """
+
+    model: str | None = Field(None, min_length=1)
+    min_detection_conf: float = Field(0.2, ge=0.0, le=1.0)
+    top_k: int = Field(5, ge=1, le=100)
+    batch_size: int = Field(64, ge=1, le=4096)
+    workers: int = Field(2, ge=0, le=256)
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    half: bool = True
+    threads: int | None = Field(None, ge=1, le=1024)
 
 
 class DatasetNames(_Strict):
@@ -181,6 +280,60 @@ class TrackingConfig(_Strict):
     enabled: bool = True
 
 
+class ReportConfig(_Strict):
+    """The HTML report (:func:`ecowatch.report.build_report`): what it computes and how.
+
+    Attributes:
+        title: the report's heading.
+        scope: ``dump`` reports on the configured dump only (``<reports>/report-<dump>.html``);
+            ``store`` on every dump in the results store (``<reports>/report-store.html``).
+        event_gap_min: records of one taxon at one deployment less than this many minutes apart
+            form one independent event (camtrapR ``minDeltaTime``; 30 is the usual choice).
+        event_rule: what the gap is measured from: ``last_record`` (the previous record) or
+            ``last_independent`` (the first record of the event); see
+            :func:`ecowatch.analysis.independent_events`.
+        occasion_length_days: calendar days per sampling occasion of the detection histories
+            (the "occasions detected / surveyed" column of the species table).
+        outage_gap_days: a gap longer than this many days between a camera's images is shown as a
+            possible outage on the effort calendar (:func:`ecowatch.analysis.detect_outages`);
+            None turns the detection off. Choose it well above the longest quiet spell of a
+            working camera.
+        subtract_outages: remove those gaps from the effort (trap-nights, RAI, occupancy,
+            accumulation). Off by default: without time-lapse images a quiet camera and a dead one
+            look the same, and camtrapR's standard numbers use the deployment windows.
+        bootstrap_samples: bootstrap samples of each activity-overlap confidence interval (0 = no
+            interval; a 95 % interval needs at least 40). Kept small so the report stays fast.
+        min_activity_records: a taxon needs at least this many independent events for an activity
+            curve and for the overlap table.
+        overlap_max_taxa: the overlap table covers at most this many taxa (those with the most
+            events), i.e. ``n * (n - 1) / 2`` pairs.
+        accumulation_unit: sampling unit of the species accumulation curve: ``deployment`` or
+            ``day`` (a camera-day with effort).
+        uncertain_probability: observations with a probability below this (0..1) are listed as
+            uncertain in the data-quality section.
+        gallery_thumb_px: longest side, in pixels, of each gallery thumbnail.
+        regions: catalog name of a ``geojson`` / ``geopackage`` dataset of region polygons drawn
+            under the deployment map (deployments coloured by region); None for none.
+        seed: seed of every random choice (bootstrap samples).
+    """
+
+    title: str = Field("Camera-trap report", min_length=1)
+    scope: Literal["dump", "store"] = "dump"
+    event_gap_min: float = Field(30.0, ge=0)
+    event_rule: Literal["last_record", "last_independent"] = "last_record"
+    occasion_length_days: int = Field(7, ge=1, le=366)
+    outage_gap_days: float | None = Field(7.0, gt=0)
+    subtract_outages: bool = False
+    bootstrap_samples: int = Field(200, ge=0, le=100_000)
+    min_activity_records: int = Field(10, ge=2)
+    overlap_max_taxa: int = Field(8, ge=2, le=100)
+    accumulation_unit: Literal["deployment", "day"] = "deployment"
+    uncertain_probability: float = Field(0.5, ge=0.0, le=1.0)
+    gallery_thumb_px: int = Field(256, ge=32, le=2048)
+    regions: str | None = None
+    seed: int = 0
+
+
 class RunConfig(_Strict):
     """A whole run configuration file."""
 
@@ -188,7 +341,9 @@ class RunConfig(_Strict):
     datasets: DatasetNames = DatasetNames()
     ingest: IngestConfig = IngestConfig()
     detect: DetectConfig = DetectConfig()
+    classify: ClassifyConfig = ClassifyConfig()
     tracking: TrackingConfig = TrackingConfig()
+    report: ReportConfig = ReportConfig()
 
 
 class LoadedConfig:

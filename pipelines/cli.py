@@ -5,40 +5,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from ecowatch.config import LoadedConfig, load_config
+from ecowatch.config import LoadedConfig
 from ecowatch.errors import EcowatchError
 from ecowatch.synth.cli import generate_dump_command
+from pipelines.options import config_option, load, progress, set_option
 
 log = logging.getLogger("ecowatch")
 
-DEFAULT_CONFIG = "conf/nightly.yaml"
-
-
-def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE (e.g. ingest.workers=0)", param_hint="--set")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
-def _load(config: str, overrides: tuple[str, ...]) -> LoadedConfig:
-    return load_config(config, overrides=_parse_overrides(overrides))
-
-
-config_option = click.option("--config", "-c", default=DEFAULT_CONFIG, show_default=True,
-                             type=click.Path(dir_okay=False), help="Run configuration (conf/*.yaml).")
-set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                          help="Override a configuration key, e.g. --set ingest.workers=0 (repeatable).")
+# the shared options, under the names the commands below use
+_load, _progress = load, progress
 
 
 class _Group(click.Group):
@@ -61,22 +40,27 @@ def main(verbose: int) -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", logging.getLevelName(level))
 
 
-def _progress(desc: str) -> tuple[Callable[[int], None], Callable[[], None]]:
-    from tqdm import tqdm
-
-    bar = tqdm(desc=desc, unit="file", disable=None, dynamic_ncols=True)
-    return bar.update, bar.close
-
-
-def _nightly(loaded: LoadedConfig) -> None:
+def _nightly(loaded: LoadedConfig, *, ingest_only: bool = False) -> None:
     from pipelines.nightly import run_nightly
 
     update, close = _progress("ingest")
+    closed = False
+
+    def on_stage(name: str) -> None:
+        nonlocal closed
+        if name != "ingest" and not closed:
+            close()
+            closed = True
+        if name != "ingest":
+            log.info("stage: %s", name)
+
     try:
-        summary = run_nightly(loaded, on_progress=update)
+        summary = run_nightly(loaded, on_progress=update, on_stage=on_stage, progress_bar=sys.stderr.isatty(),
+                              ingest_only=ingest_only)
     finally:
-        close()
-    ing = summary.ingest
+        if not closed:
+            close()
+    ing, det = summary.ingest, summary.detect
     click.echo(f"nightly run {summary.run_id} on {summary.dump_id!r} finished in {summary.seconds:.1f} s")
     click.echo(f"  files: {ing.files_seen} seen, {ing.files_new} new, {ing.files_already_ingested} already ingested")
     click.echo(f"  media: {ing.media_ok} ok, {ing.media_failed} failed, {ing.media_skipped} skipped; "
@@ -85,6 +69,20 @@ def _nightly(loaded: LoadedConfig) -> None:
         click.echo(f"    {deployment}: {count} media")
     if summary.flags_total:
         click.echo("  flags: " + ", ".join(f"{flag}={n}" for flag, n in summary.flags_total.items()))
+    if det is None:
+        click.echo(f"  store: {summary.store}")
+        return
+    click.echo(f"  detector: {det.detector_name} (version {det.detector_version}, {det.imgsz} px): "
+               f"{det.media_selected} images run, {det.media_already_done} already done, {det.media_failed} failed, "
+               f"{det.detections} boxes" + (f", {det.images_per_second:.1f} images/s" if det.media_selected else ""))
+    if summary.observations.per_type:
+        click.echo("  images by detector: " + ", ".join(f"{kind}={n}" for kind, n in
+                                                          summary.observations.per_type.items())
+                   + f"; static false positives flagged: {summary.static_fp.flagged}")
+    for name, path in summary.exports.items():
+        click.echo(f"  export {name}: {path}")
+    if summary.report is not None:
+        click.echo(f"  report: {summary.report.path}")
     click.echo(f"  store: {summary.store}")
     if summary.mlflow_run_id:
         click.echo(f"  MLflow run: {summary.mlflow_run_id}")
@@ -103,7 +101,7 @@ def nightly(config: str, overrides: tuple[str, ...]) -> None:
 @set_option
 def ingest(config: str, overrides: tuple[str, ...]) -> None:
     """Ingest the configured dump into the results store (the nightly run's first stage)."""
-    _nightly(_load(config, overrides + ("tracking.enabled=false",)))
+    _nightly(_load(config, overrides + ("tracking.enabled=false",)), ingest_only=True)
 
 
 @main.command()
@@ -146,7 +144,33 @@ def status(config: str, overrides: tuple[str, ...]) -> None:
     store.dispose()
 
 
+@main.command()
+@config_option
+@set_option
+def report(config: str, overrides: tuple[str, ...]) -> None:
+    """Write the HTML report of the configured dump (--set report.scope=store: of the whole store)."""
+    from pipelines.report import run_report
+
+    summary = run_report(_load(config, overrides))
+    click.echo(f"report written to {summary.path}")
+    click.echo(f"  {summary.n_deployments} deployments, {summary.n_media} media, {summary.n_events} independent "
+               f"events, {summary.n_taxa} taxa")
+    if summary.empty_sections:
+        click.echo("  nothing to show yet in: " + ", ".join(summary.empty_sections))
+    if summary.mlflow_run_id:
+        click.echo(f"  MLflow run: {summary.mlflow_run_id}")
+
+
 main.add_command(generate_dump_command)
+
+from pipelines.exchange import export_group, import_group  # noqa: E402
+
+main.add_command(import_group)
+main.add_command(export_group)
+
+from pipelines.train import train_group  # noqa: E402
+
+main.add_command(train_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

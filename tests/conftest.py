@@ -46,8 +46,10 @@ def write_project(
             datasets[key] = {"type": kind, "path": str(root / f"absent_{key}"), "create_with": "(not in this test)"}
             names[key] = key
     (root / "data_catalog" / "catalog.yaml").write_text(yaml.safe_dump({"datasets": datasets}))
-    body = {"catalog": "data_catalog/catalog.yaml", "datasets": names}
-    body.update(conf or {})
+    # the bundled detector trained on generated frames (the library default is a MegaDetector release)
+    body: dict = {"catalog": "data_catalog/catalog.yaml", "datasets": names, "detect": {"detector": "ecowatch-synth"}}
+    for key, value in (conf or {}).items():
+        body[key] = {**body[key], **value} if isinstance(value, dict) and isinstance(body.get(key), dict) else value
     conf_path = root / "conf" / "nightly.yaml"
     conf_path.write_text(yaml.safe_dump(body))
     return conf_path
@@ -61,3 +63,20 @@ def project_factory(tmp_path: Path) -> Callable[..., Path]:
         return write_project(tmp_path / "project", **kwargs)
 
     return make
+
+
+@pytest.fixture
+def md_validator():
+    """MegaDetector's validator module, imported without leaking its global Pillow setting.
+
+    Importing it imports megadetector's visualization utilities, which set
+    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True`` process-wide; later tests (and ingest's
+    truncation checks) rely on Pillow's default, so it is restored.
+    """
+    from PIL import ImageFile
+
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        yield pytest.importorskip("megadetector.postprocessing.validate_batch_results")
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous

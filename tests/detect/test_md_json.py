@@ -78,23 +78,6 @@ def _populate(store: Store, root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def md_validator():
-    """MegaDetector's validator module, imported without leaking its global Pillow setting.
-
-    Importing it imports megadetector's visualization utilities, which set
-    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True`` process-wide; later tests (and ingest's
-    truncation checks) rely on Pillow's default, so it is restored.
-    """
-    from PIL import ImageFile
-
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    try:
-        yield pytest.importorskip("megadetector.postprocessing.validate_batch_results")
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
-
-
-@pytest.fixture
 def exported(store: Store, tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     root = tmp_path / "dump"
     ids = _populate(store, root)

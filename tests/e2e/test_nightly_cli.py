@@ -26,7 +26,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
                           cwd=cwd, timeout=600, check=False)
 
 
-def test_nightly_populates_store_and_mlflow(tiny_dump: Path, project_factory) -> None:
+def test_nightly_populates_store_and_mlflow(tiny_dump: Path, project_factory, md_validator) -> None:
     from mlflow.tracking import MlflowClient
 
     conf = project_factory(dump=tiny_dump / "dump", deployments=tiny_dump / "deployments.csv",
@@ -52,11 +52,24 @@ def test_nightly_populates_store_and_mlflow(tiny_dump: Path, project_factory) ->
     assert tracked.data.metrics["ingest.files_seen"] == len(files)
     assert tracked.data.params["dump"] == "dump"
     artefacts = [a.path for a in client.list_artifacts(run.mlflow_run_id)]
-    assert artefacts == ["flagged_media.csv"]
+    assert artefacts == ["exports", "flagged_media.csv"]
+    assert tracked.data.tags["ecowatch.detector"] == "ecowatch-synth"
+    assert tracked.data.metrics["detect.media_done"] == store.count(media, media.c.status == "ok")
+
+    # the MegaDetector batch-output file passes MegaDetector's own validator, every file present
+    options = md_validator.ValidateBatchResultsOptions()
+    options.check_image_existence = True
+    options.relative_path_base = str(tiny_dump / "dump")
+    options.raise_errors = False
+    md_json = project / "work" / "exports" / "dump" / "megadetector.json"
+    checked = md_validator.validate_batch_results(str(md_json), options)["validation_results"]
+    assert checked["errors"] == [] and checked["warnings"] == []
+    assert sum(checked["detection_category_id_to_count"].values()) > 0
 
     second = run_cli("nightly", "--config", str(conf))  # a re-run adds nothing
     assert second.returncode == 0, second.stderr
     assert f"0 new, {len(files)} already ingested" in second.stdout
+    assert ": 0 images run," in second.stdout  # detection resumes: nothing left to do
     assert store.count(media) == len(files)
 
 

@@ -1,0 +1,175 @@
+"""Throughput of the species classifier: training crops/s and inference crops/s, on CPU (and GPU if present).
+
+For each backbone (default: the CPU ones, plus ``convnext_tiny`` and ``efficientnet_v2_s`` when a
+GPU is present) it measures, on crops of a generated camera-trap dump:
+
+- **training**: crops per second of Lightning training steps (class-balanced sampling, the
+  training augmentations, forward, taxonomy-aware loss, backward, AdamW; bf16/16-bit mixed
+  precision on a GPU), after ``--warmup`` steps;
+- **inference, network**: crops per second of the network alone on ready input tensors;
+- **inference, end to end**: crops per second of the classify stage's prediction loop (decode the
+  JPEG, cut the crop, preprocess in DataLoader workers, forward, top-k, unknown score), without the
+  store writes.
+
+    python bench/classify.py                                   # CPU backbones, 640x360 dump generated once
+    python bench/classify.py --backbones resnet18 --threads 2 --input-size 112
+    python bench/classify.py --accelerator gpu --backbones convnext_tiny,efficientnet_v2_s --input-size 224
+
+Weights are random (speed does not depend on them); nothing is downloaded. Figures are printed;
+nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _dump(workdir: Path, frames: int) -> Path:
+    from ecowatch.synth import DumpSpec, generate_dump
+
+    out = workdir / f"dump-{frames}"
+    if not (out / ".bench-complete").is_file():
+        print(f"generating a {frames}-frame dump in {out} (once) ...", flush=True)
+        generate_dump(out, DumpSpec.preset("train", n_frames=frames, image_size=(960, 540), workers=2), overwrite=True)
+        (out / ".bench-complete").write_text("ok\n")
+    return out
+
+
+class _StepTimer:
+    """Times training batches after a warm-up (validation and data waits outside steps excluded)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.seconds = 0.0
+        self.images = 0
+        self._t = 0.0
+
+    def callback(self):  # noqa: ANN201 - a Lightning Callback
+        from lightning.pytorch.callbacks import Callback
+
+        timer = self
+
+        class Timer(Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):  # noqa: ANN001, ANN202
+                if pl_module.device.type == "cuda":
+                    import torch
+
+                    torch.cuda.synchronize()
+                timer._t = time.perf_counter()
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # noqa: ANN001, ANN202
+                if pl_module.device.type == "cuda":
+                    import torch
+
+                    torch.cuda.synchronize()
+                if batch_idx >= timer.warmup:
+                    timer.seconds += time.perf_counter() - timer._t
+                    timer.images += len(batch[1])
+
+        return Timer()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="a generate-dump output folder (default: generate one)")
+    parser.add_argument("--workdir", default="work/bench-classify")
+    parser.add_argument("--frames", type=int, default=600, help="frames of the generated dump")
+    parser.add_argument("--backbones", default=None, help="comma-separated (default: CPU ones; + GPU ones on a GPU)")
+    parser.add_argument("--input-size", type=int, default=96)
+    parser.add_argument("--crop-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed first training steps")
+    parser.add_argument("--crops", type=int, default=512, help="crops for the inference figures")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: every core)")
+    parser.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
+    args = parser.parse_args()
+
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ecowatch.classify.backbones import BACKBONES, build_backbone
+    from ecowatch.classify.checkpoint import SpeciesClassifier
+    from ecowatch.classify.crops import CropCache, CropGeometry, sources_from_coco
+    from ecowatch.classify.datamodule import ClassifierDataModule, LabelledCrop
+    from ecowatch.classify.openset import OpenSetCalibration
+    from ecowatch.classify.predict import ClassifierModule, DetectionCropDataset, collate_crops
+    from ecowatch.classify.split import LocationSplit
+    from ecowatch.classify.task import SpeciesClassificationTask
+    from ecowatch.classify.taxonomy import ClassTaxonomy
+    from ecowatch.classify.train import resolve_precision, set_threads
+    from ecowatch.classify.transforms import Preprocessing
+    from ecowatch.tables import read_taxonomy
+
+    threads = set_threads(args.threads)
+    gpu = args.accelerator != "cpu" and torch.cuda.is_available()
+    accelerator = "gpu" if gpu else "cpu"
+    precision = resolve_precision("auto", accelerator)
+    names = args.backbones.split(",") if args.backbones else [
+        n for n, e in BACKBONES.items() if e.target == "cpu" or (gpu and n in ("convnext_tiny", "efficientnet_v2_s"))]
+    device = torch.device("cuda" if gpu else "cpu")
+    data = Path(args.data) if args.data else _dump(Path(args.workdir), args.frames)
+    sources = sources_from_coco(data / "coco_camera_traps.json", data / "dump", exclude_taxa=["homo_sapiens"])
+    taxonomy = ClassTaxonomy.from_taxa(read_taxonomy(data / "taxonomy.csv"), sorted({s.taxon_id for s in sources}))
+    pre = Preprocessing(geometry=CropGeometry(args.crop_size), input_size=args.input_size)
+    paths = CropCache(Path(args.workdir) / "crop_cache", pre.geometry).build(sources, workers=args.workers)
+    crops = [LabelledCrop(s.crop_id, p, s.taxon_id or "", s.location_id, s.deployment_id)
+             for s, p in zip(sources, paths, strict=True) if p is not None]
+    everywhere = LocationSplit(tuple(sorted({c.location_id for c in crops})), (), ())
+    device_name = torch.cuda.get_device_name(0) if gpu else f"CPU, {threads} torch threads"
+    print(f"{device_name}; precision {precision}; {len(crops)} crops from {data}; input {args.input_size} px; "
+          f"batch {args.batch_size}; {args.workers} DataLoader workers", flush=True)
+    print(f"{'backbone':20s} {'train crops/s':>14s} {'infer net crops/s':>18s} {'infer e2e crops/s':>18s}")
+    for name in names:
+        torch.manual_seed(0)
+        datamodule = ClassifierDataModule(crops, taxonomy=taxonomy, split=everywhere, preprocessing=pre,
+                                          batch_size=args.batch_size, workers=args.workers, preload=True)
+        task = SpeciesClassificationTask(backbone=name, taxonomy=taxonomy.to_record(), pretrained=False)
+        timer = _StepTimer(args.warmup)
+        trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision,
+                            max_steps=args.steps + args.warmup, limit_val_batches=0, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[timer.callback()])
+        trainer.fit(task, train_dataloaders=datamodule.train_dataloader())
+        train_rate = timer.images / timer.seconds if timer.seconds else float("nan")
+
+        network = build_backbone(name, taxonomy.num_classes, pretrained=False).eval().to(device)
+        x = torch.randn(args.batch_size, 3, args.input_size, args.input_size, device=device)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16 if "bf16" in precision else torch.float16,
+                                  enabled=gpu)
+        with torch.no_grad(), autocast:
+            network(x)
+            if gpu:
+                torch.cuda.synchronize()
+            started, done = time.perf_counter(), 0
+            while done < args.crops:
+                network(x)
+                done += len(x)
+            if gpu:
+                torch.cuda.synchronize()
+            net_rate = done / (time.perf_counter() - started)
+
+        classifier = SpeciesClassifier(network=network, model_name="bench", version="", backbone=name,
+                                       taxonomy=taxonomy, preprocessing=pre, temperature=1.0,
+                                       open_set=OpenSetCalibration("energy", 0.0, 1.0, 0.95))
+        subset = sources[: args.crops]
+        loader = DataLoader(DetectionCropDataset(subset, pre), batch_size=args.batch_size, num_workers=args.workers,
+                            collate_fn=collate_crops, pin_memory=gpu)
+        predictor = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False,
+                              enable_progress_bar=False, enable_model_summary=False)
+        started = time.perf_counter()
+        predictor.predict(ClassifierModule(classifier, top_k=5), dataloaders=loader, return_predictions=False)
+        e2e_rate = len(subset) / (time.perf_counter() - started)
+        print(f"{name:20s} {train_rate:14.1f} {net_rate:18.1f} {e2e_rate:18.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Training configuration of the species classifier (``conf/classifier.yaml``), validated on load.
+
+Like the run configuration (:mod:`ecowatch.config`), it names datasets by their catalog names and
+never holds data paths; an unknown key, a wrong type or an out-of-range value is a
+:class:`~ecowatch.errors.ConfigError` that names the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ecowatch.catalog import Catalog, format_validation_error, load_catalog, read_yaml
+from ecowatch.classify.backbones import BACKBONES
+from ecowatch.errors import ConfigError
+from ecowatch.tables import RANKS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassifierDatasets(_Strict):
+    """Catalog names of what training reads and writes.
+
+    Attributes:
+        images: the folder the labels' ``file_name`` entries are relative to (an SD-card dump).
+        labels: COCO Camera Traps labels (boxes with taxon ids, ``location`` per image).
+        taxonomy: the taxonomy table (kingdom to species).
+        models: where the checkpoint is written (``<models>/classifiers/<model_name>.ckpt``) and the
+            crop cache kept (``<models>/crop_cache``).
+        tracking: the MLflow tracking store.
+    """
+
+    images: str = "sample_dump"
+    labels: str = "sample_labels"
+    taxonomy: str = "sample_taxonomy"
+    models: str = "models"
+    tracking: str = "mlflow_tracking"
+
+
+class SplitConfig(_Strict):
+    """The location split (whole locations go to one of train, val, test).
+
+    Attributes:
+        val_fraction: wanted share of crops at validation locations.
+        test_fraction: wanted share at test locations (0: no test split).
+        seed: seed of the split.
+        val_locations: locations forced into validation (the rest is split at random).
+        test_locations: locations forced into test.
+    """
+
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    seed: int = 0
+    val_locations: tuple[str, ...] = ()
+    test_locations: tuple[str, ...] = ()
+
+
+class DataConfig(_Strict):
+    """Crops, classes and sampling.
+
+    Attributes:
+        crop_size: side in pixels of the cached crops.
+        input_size: side in pixels of the network input (at most ``crop_size``).
+        padding: context around each box, as a fraction of its longer side on each side.
+        autocontrast: stretch each crop's grey levels (1st..99th percentile) before the network.
+        min_box_px: leave out labelled boxes whose longer side is below this many pixels.
+        exclude_taxa: taxon ids never used (people are the detector's class, not a species).
+        holdout_species: taxon ids left out of training and validation classes; their crops are
+            the "unknown species" of the open-set evaluation.
+        balance_power: class balancing of training draws (0 = as in the data, 1 = all classes
+            equally often).
+        augment_scale: area range of the training random resized crop.
+        cache_workers: processes cutting crops into the cache.
+        preload: keep decoded crops in memory during training.
+    """
+
+    crop_size: int = Field(128, ge=16, le=1024)
+    input_size: int = Field(112, ge=16, le=1024)
+    padding: float = Field(0.15, ge=0.0, le=2.0)
+    autocontrast: bool = True
+    min_box_px: float = Field(0.0, ge=0.0)
+    exclude_taxa: tuple[str, ...] = ("homo_sapiens",)
+    holdout_species: tuple[str, ...] = ()
+    balance_power: float = Field(0.5, ge=0.0, le=1.0)
+    augment_scale: tuple[float, float] = (0.55, 1.0)
+    cache_workers: int = Field(2, ge=0, le=256)
+    preload: bool = True
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _sizes(self) -> DataConfig:
+        if self.input_size > self.crop_size:
+            raise ValueError(f"input_size ({self.input_size}) must not exceed crop_size ({self.crop_size})")
+        low, high = self.augment_scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"augment_scale {self.augment_scale} must satisfy 0 < min <= max <= 1")
+        return self
+
+
+class ModelConfig(_Strict):
+    """The network and its loss.
+
+    Attributes:
+        name: model name recorded with every classification and registered in MLflow.
+        backbone: a registered torchvision backbone (see :mod:`ecowatch.classify.backbones`).
+        pretrained: start from ImageNet weights when their file is in the torch hub cache (never
+            downloaded; otherwise random weights and a warning).
+        label_smoothing: label smoothing of the species cross-entropy.
+        rank_weights: weight of the loss at coarser ranks (probabilities summed over the species
+            below each taxon).
+    """
+
+    name: str = Field("ecowatch-species", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    backbone: str = "resnet18"
+    pretrained: bool = True
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
+    rank_weights: dict[str, float] = Field(default_factory=lambda: {"genus": 0.5, "family": 0.25})
+
+    @field_validator("backbone")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in BACKBONES:
+            raise ValueError(f"backbone {value!r} is not registered; choose one of {sorted(BACKBONES)}")
+        return value
+
+    @field_validator("rank_weights")
+    @classmethod
+    def _ranks(cls, value: dict[str, float]) -> dict[str, float]:
+        for rank, weight in value.items():
+            if rank not in RANKS[:-1]:
+                raise ValueError(f"rank {rank!r} is not one of {list(RANKS[:-1])}")
+            if weight < 0:
+                raise ValueError(f"rank weight {rank}={weight} must be >= 0")
+        return value
+
+
+class TrainConfig(_Strict):
+    """The optimisation.
+
+    Attributes:
+        max_epochs: epochs (one epoch = as many class-balanced draws as training crops).
+        max_steps: stop after this many optimiser steps (None: no limit; for smoke tests).
+        max_minutes: stop training after this many minutes (None: no limit). The learning-rate
+            schedule still assumes ``max_epochs``; size them together.
+        batch_size: crops per batch.
+        lr: peak learning rate (one-cycle schedule).
+        weight_decay: AdamW weight decay.
+        warmup_fraction: share of the steps spent warming up.
+        workers: DataLoader processes (0 = in-process).
+        accelerator: ``auto`` (a GPU when present), ``cpu`` or ``gpu``.
+        devices: devices of that accelerator.
+        precision: ``auto`` (bf16-mixed on a GPU that has it, else 16-mixed on a GPU, 32-true on
+            CPU) or a Lightning precision.
+        threads: torch CPU threads (None: every core).
+        seed: seed of weights, sampling and augmentation.
+        val_every_n_epochs: validate every this many epochs.
+    """
+
+    max_epochs: int = Field(30, ge=1, le=10_000)
+    max_steps: int | None = Field(None, ge=1)
+    max_minutes: float | None = Field(None, gt=0)
+    batch_size: int = Field(64, ge=2, le=4096)
+    lr: float = Field(2e-3, gt=0, le=1.0)
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    workers: int = Field(2, ge=0, le=256)
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    devices: int = Field(1, ge=1, le=1024)
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    threads: int | None = Field(None, ge=1, le=1024)
+    seed: int = 0
+    val_every_n_epochs: int = Field(5, ge=1)
+
+
+class OpenSetConfig(_Strict):
+    """Unknown-species scoring.
+
+    Attributes:
+        method: ``energy`` (``-logsumexp(logits)``), ``max_logit`` (``-max(logits)``) or ``msp``
+            (``-max(softmax(logits))``). The training run reports the AUROC of all three when
+            species are held out.
+        known_recall: share of known-species validation crops kept as known by the threshold.
+    """
+
+    method: Literal["energy", "max_logit", "msp"] = "energy"
+    known_recall: float = Field(0.95, gt=0.0, lt=1.0)
+
+
+class RegistryConfig(_Strict):
+    """MLflow model registry.
+
+    Attributes:
+        enabled: register the checkpoint as a new model version (needs tracking on).
+        alias: alias set on the new version (``challenger``; promotion to ``champion`` is a
+            separate, deliberate step).
+    """
+
+    enabled: bool = True
+    alias: str | None = Field("challenger", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+class TrackingConfig(_Strict):
+    """MLflow experiment of training runs."""
+
+    experiment: str = Field("ecowatch-classifier", min_length=1)
+    enabled: bool = True
+
+
+class ClassifierTrainingConfig(_Strict):
+    """A whole ``conf/classifier.yaml``."""
+
+    catalog: str = "data_catalog/catalog.yaml"
+    datasets: ClassifierDatasets = ClassifierDatasets()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    open_set: OpenSetConfig = OpenSetConfig()
+    registry: RegistryConfig = RegistryConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _holdout(self) -> ClassifierTrainingConfig:
+        both = sorted(set(self.data.holdout_species) & set(self.data.exclude_taxa))
+        if both:
+            raise ValueError(f"{both} are in both data.holdout_species and data.exclude_taxa; keep each in one")
+        return self
+
+
+class LoadedClassifierConfig:
+    """A validated training configuration with its catalog."""
+
+    def __init__(self, config: ClassifierTrainingConfig, catalog: Catalog, source: Path) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.source = source
+
+
+def load_classifier_config(path: str | Path, *, overrides: dict[str, object] | None = None) -> LoadedClassifierConfig:
+    """Load and validate ``conf/classifier.yaml`` and the catalog it names.
+
+    Args:
+        path: the configuration file; its ``catalog`` is relative to the project root (the folder
+            holding ``conf/``).
+        overrides: dotted keys to override, e.g. ``{"train.max_epochs": 2}``.
+
+    Returns:
+        The configuration and its catalog.
+
+    Raises:
+        ConfigError: unreadable YAML, an unknown key, a wrong type or value, or a dataset name the
+            catalog does not know.
+        CatalogError: the catalog itself is invalid.
+    """
+    source = Path(path).resolve()
+    raw = read_yaml(source, ConfigError)
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(raw).__name__}.")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {dotted!r}: {part!r} is not a section.")
+        node[leaf] = value
+    try:
+        config = ClassifierTrainingConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(str(source), exc)) from exc
+    catalog_path = Path(config.catalog)
+    catalog = load_catalog(catalog_path if catalog_path.is_absolute() else source.parent.parent / catalog_path)
+    for field, name in config.datasets.model_dump().items():
+        if name not in catalog:
+            raise ConfigError(
+                f"{source}: datasets.{field}: {name!r} is not in the catalog {catalog.source}. "
+                f"Known datasets: {', '.join(catalog.names)}."
+            )
+    return LoadedClassifierConfig(config, catalog, source)

@@ -1,0 +1,240 @@
+"""The classify stage: every animal detection of a dump through the species classifier, into the store.
+
+Order of work in :func:`classify_stage`:
+
+1. resolve the configured classifier (a checkpoint path or a ``models:/`` URI) to a local
+   checkpoint; its version is the file's sha256 prefix;
+2. select the dump's animal detections with at least ``min_detection_conf``, not flagged as static
+   false positives, that have no ``classifications`` rows of that version (so a re-run, or a run
+   after a kill, only does what is left);
+3. load the checkpoint once (it carries its classes, taxonomy, preprocessing, temperature and
+   unknown threshold; nothing else is read);
+4. ``lightning.Trainer.predict`` over a DataLoader whose workers decode images and cut crops; the
+   :class:`~ecowatch.classify.writer.StoreClassificationWriter` callback commits each batch in one
+   transaction (top-k taxon scores, unknown score, temperature).
+
+The run is idempotent and resumable at batch granularity; per-image decode failures are flags,
+never exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecowatch.classify.checkpoint import checkpoint_version
+from ecowatch.classify.crops import CropSource, sources_from_store
+from ecowatch.config import ClassifyConfig
+from ecowatch.errors import ConfigError, InputDataError, ModelNotFoundError
+from ecowatch.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResolvedClassifier:
+    """A classifier checkpoint ready to load.
+
+    Attributes:
+        path: the local checkpoint file.
+        version: first 16 hex digits of its sha256.
+        source: ``path`` or ``mlflow``.
+        origin: the path or ``models:/`` URI it was resolved from.
+    """
+
+    path: Path
+    version: str
+    source: str
+    origin: str
+
+
+@dataclass
+class ClassifySummary:
+    """What one classify run did.
+
+    Attributes:
+        model_name: the checkpoint's model name ("" when nothing was loaded).
+        model_version: sha256 prefix of the checkpoint (the rows' ``model_version``).
+        model_source: ``path`` or ``mlflow``.
+        detections_selected: detections this run processed.
+        detections_already_done: qualifying detections that already had rows of this version.
+        detections_done: detections that received rows.
+        detections_failed: detections whose image could not be decoded (media flagged).
+        rows: ``classifications`` rows inserted.
+        unknown: detections with an unknown score of at least 0.5.
+        seconds: wall time of the run.
+        crops_per_second: detections per second of the prediction loop (0 if nothing ran).
+        accelerator: the Lightning accelerator used.
+    """
+
+    model_name: str
+    model_version: str
+    model_source: str
+    detections_selected: int = 0
+    detections_already_done: int = 0
+    detections_done: int = 0
+    detections_failed: int = 0
+    rows: int = 0
+    unknown: int = 0
+    seconds: float = 0.0
+    crops_per_second: float = 0.0
+    accelerator: str = ""
+
+
+def resolve_classifier(spec: str, *, cache_dir: Path, tracking_uri: str | None = None) -> ResolvedClassifier:
+    """Resolve a classifier spec to a local checkpoint file.
+
+    Args:
+        spec: a checkpoint path (absolute, or relative to ``cache_dir``), or
+            ``models:/<name>@<alias>`` / ``models:/<name>/<version>`` (optionally ``/<file>``).
+        cache_dir: the catalog's ``models`` folder (MLflow downloads go to ``<it>/mlflow``).
+        tracking_uri: the MLflow tracking URI, needed for ``models:/`` specs.
+
+    Returns:
+        The resolved checkpoint.
+
+    Raises:
+        ModelNotFoundError: a missing file, an MLflow URI without tracking URI, or one that cannot be
+            fetched, or an artefact without exactly one ``.ckpt`` file.
+    """
+    text = spec.strip()
+    if text.startswith("models:/"):
+        from ecowatch.tracking import TrackingError, fetch_model_artifact
+
+        if not tracking_uri:
+            raise ModelNotFoundError(
+                f"classifier {text}: an MLflow registry URI needs the tracking store; give tracking_uri "
+                "(the catalog's tracking dataset, e.g. sqlite:///abs/path/mlflow.db)."
+            )
+        try:
+            artifact = fetch_model_artifact(text, Path(cache_dir) / "mlflow", tracking_uri=tracking_uri)
+        except TrackingError as exc:
+            raise ModelNotFoundError(f"classifier {text}: {exc}") from exc
+        path = _single_checkpoint(artifact.local_path, text)
+        return ResolvedClassifier(path, checkpoint_version(path), "mlflow", text)
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = Path(cache_dir) / path
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"classifier checkpoint {path} not found (classify.model = {spec!r}). Train one with "
+            "`ecowatch train classifier`, then set classify.model to the .ckpt it wrote (relative to the models "
+            "folder) or to its models:/<name>@<alias> URI."
+        )
+    return ResolvedClassifier(path, checkpoint_version(path), "path", text)
+
+
+def _single_checkpoint(local: Path, uri: str) -> Path:
+    if local.is_file():
+        return local
+    found = sorted(local.rglob("*.ckpt"))
+    if len(found) != 1:
+        names = ", ".join(str(p.relative_to(local)) for p in found) or "none"
+        raise ModelNotFoundError(
+            f"classifier {uri}: expected exactly one .ckpt file in the model artefact at {local}, found {names}. "
+            "Name the file in the URI, e.g. models:/<name>@<alias>/<file>.ckpt."
+        )
+    return found[0]
+
+
+def classify_stage(
+    store: Store,
+    *,
+    dump_root: Path,
+    dump_id: str,
+    config: ClassifyConfig,
+    run_id: str,
+    cache_dir: Path,
+    tracking_uri: str | None = None,
+    detector_version: str | None = None,
+    progress_bar: bool = False,
+) -> ClassifySummary:
+    """Classify every not-yet-classified animal detection of a dump; idempotent and resumable.
+
+    Args:
+        store: the results store (``detections`` rows from the detect stage).
+        dump_root: folder of the dump.
+        dump_id: the dump's catalog name.
+        config: the ``classify`` section of the run configuration.
+        run_id: id of the current run, written to ``classifications.run_id``.
+        cache_dir: the catalog's ``models`` folder (relative checkpoint paths, MLflow downloads).
+        tracking_uri: MLflow tracking URI, needed when ``config.model`` is a ``models:/`` URI.
+        detector_version: only detections of this detector version (e.g. the detect stage's
+            ``summary.detector_version``); every version when None.
+        progress_bar: show Lightning's progress bar (for the CLI).
+
+    Returns:
+        Counts of what this run selected and wrote.
+
+    Raises:
+        ConfigError: ``classify.model`` is not set.
+        InputDataError: ``dump_root`` is not a folder.
+        ModelNotFoundError: the checkpoint cannot be resolved or loaded.
+    """
+    started = time.perf_counter()
+    if not config.model:
+        raise ConfigError(
+            "classify.model is not set: give the classifier checkpoint (a .ckpt path relative to the models folder, "
+            "or models:/<name>@<alias>) in the run configuration, or skip the classify stage."
+        )
+    root = Path(dump_root)
+    if not root.is_dir():
+        raise InputDataError(f"dump {dump_id!r}: {root} is not a folder; point the catalog's dump entry at it.")
+    resolved = resolve_classifier(config.model, cache_dir=cache_dir, tracking_uri=tracking_uri)
+    common = dict(dump_root=root.resolve(), dump_id=dump_id, min_conf=config.min_detection_conf,
+                  detector_version=detector_version)
+    pending = sources_from_store(store, **common, not_classified_by=resolved.version)
+    already = len(sources_from_store(store, **common)) - len(pending)
+    summary = ClassifySummary("", resolved.version, resolved.source, detections_selected=len(pending),
+                              detections_already_done=already)
+    if pending:  # nothing to do: the checkpoint is not even loaded
+        _predict(store, pending, resolved=resolved, config=config, run_id=run_id, progress_bar=progress_bar,
+                 summary=summary)
+    else:
+        log.info("classify %s: all %d detections already classified by version %s", dump_id, already,
+                 resolved.version)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _predict(store: Store, pending: list[CropSource], *, resolved: ResolvedClassifier, config: ClassifyConfig,
+             run_id: str, progress_bar: bool, summary: ClassifySummary) -> None:
+    import lightning as L
+    import torch
+    from lightning.pytorch.accelerators import CUDAAccelerator
+    from torch.utils.data import DataLoader
+
+    from ecowatch.classify.checkpoint import load_classifier
+    from ecowatch.classify.predict import ClassifierModule, DetectionCropDataset, collate_crops
+    from ecowatch.classify.writer import StoreClassificationWriter
+
+    classifier = load_classifier(resolved.path)
+    if classifier.version != resolved.version:  # pragma: no cover - the file changed between hashing and loading
+        raise ModelNotFoundError(f"classifier checkpoint {resolved.path} changed while it was being loaded; run again.")
+    summary.model_name = classifier.model_name
+    log.info("classify: %d detections to do, %d already done by %s (version %s)", len(pending),
+             summary.detections_already_done, classifier.model_name, classifier.version)
+    writer = StoreClassificationWriter(store, model_name=classifier.model_name, model_version=classifier.version,
+                                       temperature=classifier.temperature, run_id=run_id)
+    gpu = config.accelerator != "cpu" and torch.cuda.is_available()
+    precision = "32-true"
+    if gpu and config.half:
+        precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    trainer = L.Trainer(accelerator=config.accelerator, devices=1, precision=precision, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=progress_bar, enable_model_summary=False,
+                        callbacks=[writer])
+    loader = DataLoader(DetectionCropDataset(pending, classifier.preprocessing), batch_size=config.batch_size,
+                        shuffle=False, num_workers=config.workers, collate_fn=collate_crops,
+                        pin_memory=isinstance(trainer.accelerator, CUDAAccelerator))
+    torch.set_num_threads(config.threads or os.cpu_count() or 1)
+    summary.accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
+    loop_started = time.perf_counter()
+    trainer.predict(ClassifierModule(classifier, top_k=config.top_k), dataloaders=loader, return_predictions=False)
+    loop_seconds = time.perf_counter() - loop_started
+    counts = writer.counts
+    summary.detections_done, summary.detections_failed = counts.detections_done, counts.detections_failed
+    summary.rows, summary.unknown = counts.rows, counts.unknown
+    summary.crops_per_second = len(pending) / loop_seconds if loop_seconds > 0 else 0.0

@@ -1,0 +1,444 @@
+"""Training a species classifier end to end: crops, split, fit, calibrate, open-set, evaluate, save, log.
+
+:func:`train_classifier` is what ``ecowatch train classifier`` and the evaluation benchmark call:
+
+1. cut the labelled boxes into the crop cache (:mod:`ecowatch.classify.crops`);
+2. split locations into train / val / test (:mod:`ecowatch.classify.split`); held-out species
+   (``data.holdout_species``) are no class of the model: their crops at val/test locations are
+   the unknown species of the open-set evaluation;
+3. fit :class:`~ecowatch.classify.task.SpeciesClassificationTask` with Lightning on class-balanced,
+   augmented crops (bf16/16-bit mixed precision on a GPU);
+4. fit the temperature on validation logits (ECE before/after on val and test);
+5. choose the unknown-species threshold on validation crops of known species (AUROC on held-out
+   species at val and test locations);
+6. write the standalone checkpoint (``<models>/classifiers/<name>-<version>.ckpt``), and log
+   parameters, metrics, the checkpoint and confusion-matrix PNGs to MLflow, where the checkpoint is
+   registered as a new model version with an alias (``challenger``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ecowatch.classify.calibration import expected_calibration_error, fit_temperature, nll
+from ecowatch.classify.checkpoint import checkpoint_version, save_classifier
+from ecowatch.classify.config import ClassifierTrainingConfig
+from ecowatch.classify.crops import CropCache, CropGeometry, CropSource
+from ecowatch.classify.evaluate import ClassificationReport, classification_report, write_confusion_png
+from ecowatch.classify.openset import OPEN_SET_METHODS, OpenSetCalibration, auroc, fit_open_set, raw_open_set_score
+from ecowatch.classify.split import LocationSplit, split_locations
+from ecowatch.classify.taxonomy import ClassTaxonomy
+from ecowatch.classify.transforms import Preprocessing
+from ecowatch.errors import InputDataError
+from ecowatch.tables import Taxon
+from ecowatch.tracking import TrackingTarget, register_model_version, tracked_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SetFigures:
+    """Evaluation of one split.
+
+    Attributes:
+        report: top-1, macro-F1, per-class recall and F1, confusion matrix.
+        ece_before: expected calibration error with temperature 1.
+        ece_after: with the fitted temperature.
+        nll_before: negative log-likelihood with temperature 1.
+        nll_after: with the fitted temperature.
+        unknown_auroc: AUROC of the unknown score, held-out species (positive) against known
+            species crops of the split; NaN without held-out crops there.
+        unknown_flagged_known: share of known-species crops called unknown (score >= 0.5).
+        unknown_flagged_unknown: share of held-out species crops called unknown.
+        unknown_auroc_by_method: the AUROC of each open-set method (``energy``, ``max_logit``,
+            ``msp``) on the same crops, whichever the model uses.
+    """
+
+    report: ClassificationReport
+    ece_before: float
+    ece_after: float
+    nll_before: float
+    nll_after: float
+    unknown_auroc: float = float("nan")
+    unknown_flagged_known: float = float("nan")
+    unknown_flagged_unknown: float = float("nan")
+    unknown_auroc_by_method: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingResult:
+    """What one training run produced.
+
+    Attributes:
+        checkpoint: the standalone checkpoint file.
+        model_name: the model's name.
+        model_version: sha256 prefix of the checkpoint (the ``classifications.model_version``).
+        taxonomy: the classes.
+        split: the location split.
+        crops: crops per split (``train``, ``val``, ``test``, ``unknown_val``, ``unknown_test``).
+        temperature: the fitted temperature.
+        open_set: the unknown-species calibration.
+        val: validation figures.
+        test: test figures (None without a test split).
+        epochs: epochs run.
+        train_seconds: wall time of the training loop (validation excluded).
+        train_images_per_second: training crops per second of that loop.
+        seconds: wall time of the whole run.
+        mlflow_run_id: the MLflow run, or None without tracking.
+        registered_uri: ``models:/<name>/<version>`` of the registered version, or None.
+    """
+
+    checkpoint: Path
+    model_name: str
+    model_version: str
+    taxonomy: ClassTaxonomy
+    split: LocationSplit
+    crops: dict[str, int]
+    temperature: float
+    open_set: OpenSetCalibration
+    val: SetFigures
+    test: SetFigures | None
+    epochs: int = 0
+    train_seconds: float = 0.0
+    train_images_per_second: float = 0.0
+    seconds: float = 0.0
+    mlflow_run_id: str | None = None
+    registered_uri: str | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics (as logged to MLflow)."""
+        out: dict[str, float] = {
+            "temperature": self.temperature,
+            "unknown.threshold": self.open_set.threshold,
+            "train.epochs": self.epochs,
+            "train.seconds": self.train_seconds,
+            "train.images_per_s": self.train_images_per_second,
+            **{f"crops.{k}": v for k, v in self.crops.items()},
+        }
+        for name, figures in (("val", self.val), ("test", self.test)):
+            if figures is None:
+                continue
+            rep = figures.report
+            out.update({
+                f"{name}.top1": rep.top1, f"{name}.macro_f1": rep.macro_f1,
+                f"{name}.ece_before": figures.ece_before, f"{name}.ece_after": figures.ece_after,
+                f"{name}.nll_before": figures.nll_before, f"{name}.nll_after": figures.nll_after,
+                f"{name}.unknown_flagged_known": figures.unknown_flagged_known,
+            })
+            out.update({f"{name}.recall.{taxon}": value for taxon, value in rep.recall.items()})
+            if figures.unknown_auroc == figures.unknown_auroc:  # not NaN
+                out[f"{name}.unknown_auroc"] = figures.unknown_auroc
+                out[f"{name}.unknown_flagged_unknown"] = figures.unknown_flagged_unknown
+                out.update({f"{name}.unknown_auroc.{m}": v for m, v in figures.unknown_auroc_by_method.items()})
+        return {k: float(v) for k, v in out.items() if v == v}  # MLflow refuses NaN in some stores
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """Lightning precision for a config value: ``auto`` is bf16-mixed on a GPU that has it, 16-mixed on
+    other GPUs, 32-true on CPU."""
+    if precision != "auto":
+        return precision
+    if accelerator != "cpu" and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's CPU threads (every core when None) and return the number set."""
+    count = threads or os.cpu_count() or 1
+    torch.set_num_threads(count)
+    return count
+
+
+def train_classifier(
+    config: ClassifierTrainingConfig,
+    *,
+    sources: Sequence[CropSource],
+    taxa: Mapping[str, Taxon],
+    models_dir: Path,
+    cache_dir: Path,
+    tracking: TrackingTarget | None = None,
+    progress_bar: bool = False,
+    fast_dev_run: bool = False,
+    weights_dir: Path | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+) -> TrainingResult:
+    """Train, calibrate, evaluate, save and (optionally) log and register a species classifier.
+
+    Args:
+        config: the training configuration (``conf/classifier.yaml``).
+        sources: labelled boxes (see :func:`~ecowatch.classify.crops.sources_from_coco`); their
+            ``location_id`` decides the split, so sources of several dumps need distinct ids.
+        taxa: the taxonomy table (see :func:`ecowatch.tables.read_taxonomy`).
+        models_dir: the checkpoint goes to ``<models_dir>/classifiers/``.
+        cache_dir: the crop cache folder.
+        tracking: the MLflow store, or None for no tracking (and no registration).
+        progress_bar: show Lightning's progress bar.
+        fast_dev_run: one training and one validation batch (a smoke test): the checkpoint is
+            written and logged but not registered.
+        weights_dir: folder holding ImageNet weights files (torch hub's cache by default).
+        extra_params: more parameters to log (e.g. the data's origin).
+
+    Returns:
+        The checkpoint, figures and where it was logged.
+
+    Raises:
+        InputDataError: no labelled crops, classes missing from the taxonomy, or no class left after
+            holding species out.
+        ConfigError: a split that cannot be made, or an unregistered backbone.
+        TrackingError: MLflow cannot be written.
+    """
+    import lightning as L
+
+    started = time.perf_counter()
+    cfg = config
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    set_threads(cfg.train.threads)
+    excluded = set(cfg.data.exclude_taxa)
+    sources = [s for s in sources if s.taxon_id and s.taxon_id not in excluded]
+    if not sources:
+        raise InputDataError("no labelled boxes to train on (after leaving out data.exclude_taxa); check the labels.")
+    unknown_taxa = sorted({s.taxon_id for s in sources if s.taxon_id not in taxa})
+    if unknown_taxa:
+        raise InputDataError(f"labels use taxon ids {unknown_taxa} that are not in the taxonomy table; add them.")
+    holdout = set(cfg.data.holdout_species)
+    class_ids = sorted({s.taxon_id for s in sources if s.taxon_id not in holdout})  # type: ignore[misc]
+    if not class_ids:
+        raise InputDataError(f"every labelled species is in data.holdout_species {sorted(holdout)}; nothing to train.")
+    missing_holdout = sorted(holdout - {s.taxon_id for s in sources})
+    if missing_holdout:
+        log.warning("held-out species %s have no labelled crops; they cannot be evaluated", missing_holdout)
+    taxonomy = ClassTaxonomy.from_taxa(taxa, class_ids)
+    geometry = CropGeometry(cfg.data.crop_size, cfg.data.padding)
+    preprocessing = Preprocessing(geometry=geometry, input_size=cfg.data.input_size, autocontrast=cfg.data.autocontrast)
+    crops = _cache_crops(sources, CropCache(cache_dir, geometry), workers=cfg.data.cache_workers)
+    split = _split(crops, class_ids, cfg)
+    params = _params(cfg, split, taxonomy, extra_params)
+
+    target = tracking if cfg.tracking.enabled else None
+    with tracked_run(target, experiment=cfg.tracking.experiment, run_name=f"train-{cfg.model.name}",
+                     tags={"ecowatch.kind": "train-classifier", "ecowatch.backbone": cfg.model.backbone}) as tracker:
+        tracker.log_params(params)
+        datamodule, task, timer, trainer = _fit(cfg, crops, taxonomy, split, preprocessing, progress_bar=progress_bar,
+                                                fast_dev_run=fast_dev_run, weights_dir=weights_dir)
+        network = task.model.eval()
+        logits = {name: _logits(network, datamodule.loader(name), task.device) for name in datamodule.datasets}
+        labels = {name: torch.tensor(data.labels, dtype=torch.long) for name, data in datamodule.datasets.items()}
+        if not len(labels["val"]):
+            raise InputDataError(
+                "no validation crops of the model's classes; add labelled locations or change the split."
+            )
+        temperature = fit_temperature(logits["val"], labels["val"])
+        open_set = fit_open_set(logits["val"], method=cfg.open_set.method, known_recall=cfg.open_set.known_recall)
+        figures = {name: _figures(logits, labels, name, taxonomy, temperature, open_set)
+                   for name in ("val", "test") if len(labels[name])}
+        metrics_for_ckpt = {f"{name}.{k}": v for name, f in figures.items()
+                            for k, v in (("top1", f.report.top1), ("macro_f1", f.report.macro_f1),
+                                         ("ece_after", f.ece_after), ("unknown_auroc", f.unknown_auroc))
+                            if v == v}
+        checkpoint = _save(models_dir, cfg, network, taxonomy, preprocessing, temperature, open_set, metrics_for_ckpt)
+        result = TrainingResult(
+            checkpoint=checkpoint, model_name=cfg.model.name, model_version=checkpoint_version(checkpoint),
+            taxonomy=taxonomy, split=split, crops={k: len(v) for k, v in datamodule.datasets.items()},
+            temperature=temperature, open_set=open_set, val=figures["val"], test=figures.get("test"),
+            epochs=trainer.current_epoch, train_seconds=timer.seconds, train_images_per_second=timer.rate,
+            mlflow_run_id=tracker.run_id,
+        )
+        result.seconds = time.perf_counter() - started
+        tracker.log_metrics(result.metrics())
+        if tracker.enabled:
+            _log_artifacts(tracker, result)
+            if cfg.registry.enabled and not fast_dev_run and target is not None:
+                registered = register_model_version(
+                    target, run_id=tracker.run_id, artifact_path=f"classifier/{checkpoint.name}", name=cfg.model.name,
+                    alias=cfg.registry.alias, tags={"model_version": result.model_version,
+                                                     "backbone": cfg.model.backbone},
+                )
+                result.registered_uri = registered.uri
+                tracker.set_tags({"ecowatch.registered": registered.uri})
+    log.info("classifier %s version %s written to %s", cfg.model.name, result.model_version, checkpoint)
+    return result
+
+
+def _cache_crops(sources: Sequence[CropSource], cache: CropCache, *, workers: int) -> list[Any]:
+    from ecowatch.classify.datamodule import LabelledCrop
+
+    paths = cache.build(sources, workers=workers)
+    crops = [LabelledCrop(s.crop_id, p, s.taxon_id or "", s.location_id, s.deployment_id)
+             for s, p in zip(sources, paths, strict=True) if p is not None]
+    if not crops:
+        raise InputDataError("none of the labelled images could be read; check the images folder of the labels.")
+    return crops
+
+
+def _split(crops: Sequence[Any], class_ids: Sequence[str], cfg: ClassifierTrainingConfig) -> LocationSplit:
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    known = set(class_ids)
+    for crop in crops:
+        counts[crop.location_id]  # every location takes part, even one with held-out species only
+        if crop.taxon_id in known:
+            counts[crop.location_id][crop.taxon_id] += 1
+    s = cfg.data.split
+    split = split_locations(counts, val_fraction=s.val_fraction, test_fraction=s.test_fraction, seed=s.seed,
+                            val_locations=s.val_locations, test_locations=s.test_locations)
+    log.info("location split: train %s, val %s, test %s", split.train, split.val, split.test)
+    return split
+
+
+class _Timer:
+    """A Lightning callback timing the training batches (validation excluded)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.images = 0
+        self._started = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def callback(self) -> Any:
+        from lightning.pytorch.callbacks import Callback
+
+        timer = self
+
+        class TrainTimer(Callback):
+            def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+                timer._started = time.perf_counter()
+
+            def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                                   batch_idx: int) -> None:
+                timer.seconds += time.perf_counter() - timer._started
+                timer.images += len(batch[1])
+
+        return TrainTimer()
+
+
+def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTaxonomy, split: LocationSplit,
+         preprocessing: Preprocessing, *, progress_bar: bool, fast_dev_run: bool,
+         weights_dir: Path | None) -> tuple[Any, Any, _Timer, Any]:
+    import lightning as L
+
+    from ecowatch.classify.datamodule import ClassifierDataModule
+    from ecowatch.classify.task import SpeciesClassificationTask
+
+    t = cfg.train
+    datamodule = ClassifierDataModule(
+        crops, taxonomy=taxonomy, split=split, preprocessing=preprocessing, batch_size=t.batch_size,
+        workers=t.workers, balance_power=cfg.data.balance_power, seed=t.seed, preload=cfg.data.preload,
+        augment_scale=cfg.data.augment_scale,
+    )
+    datamodule.setup()
+    log.info("crops: %s", {k: len(v) for k, v in datamodule.datasets.items()})
+    task = SpeciesClassificationTask(
+        backbone=cfg.model.backbone, taxonomy=taxonomy.to_record(), pretrained=cfg.model.pretrained, lr=t.lr,
+        weight_decay=t.weight_decay, label_smoothing=cfg.model.label_smoothing,
+        rank_weights=dict(cfg.model.rank_weights), warmup_fraction=t.warmup_fraction,
+        weights_dir=str(weights_dir) if weights_dir else None,
+    )
+    timer = _Timer()
+    trainer = L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, precision=resolve_precision(t.precision, t.accelerator),
+        max_epochs=t.max_epochs, max_steps=t.max_steps or -1,
+        max_time={"minutes": t.max_minutes} if t.max_minutes else None,
+        check_val_every_n_epoch=t.val_every_n_epochs, num_sanity_val_steps=0,
+        logger=False, enable_checkpointing=False, enable_progress_bar=progress_bar, enable_model_summary=False,
+        callbacks=[timer.callback()], fast_dev_run=fast_dev_run, deterministic=False,
+    )
+    trainer.fit(task, datamodule=datamodule)
+    return datamodule, task, timer, trainer
+
+
+@torch.no_grad()
+def _logits(network: torch.nn.Module, loader: Any, device: torch.device) -> torch.Tensor:
+    out = [network(images.to(device)).float().cpu() for images, _ in loader]
+    classes = network(torch.zeros(1, 3, 32, 32, device=device)).shape[1] if not out else out[0].shape[1]
+    return torch.cat(out) if out else torch.zeros(0, classes)
+
+
+def _figures(logits: Mapping[str, torch.Tensor], labels: Mapping[str, torch.Tensor], name: str,
+             taxonomy: ClassTaxonomy, temperature: float, open_set: OpenSetCalibration) -> SetFigures:
+    x, y = logits[name], labels[name]
+    report = classification_report(x.argmax(dim=1), y, taxonomy.class_ids)
+    figures = SetFigures(
+        report=report,
+        ece_before=expected_calibration_error(torch.softmax(x.double(), dim=1), y),
+        ece_after=expected_calibration_error(torch.softmax(x.double() / temperature, dim=1), y),
+        nll_before=nll(x, y), nll_after=nll(x, y, temperature),
+    )
+    known_scores = open_set.unknown_score(x)
+    figures.unknown_flagged_known = float((known_scores >= 0.5).double().mean())
+    unknown = logits.get(f"unknown_{name}")
+    if unknown is not None and len(unknown):
+        unknown_scores = open_set.unknown_score(unknown)
+        figures.unknown_auroc = auroc(open_set.raw(x), open_set.raw(unknown))
+        figures.unknown_flagged_unknown = float((unknown_scores >= 0.5).double().mean())
+        figures.unknown_auroc_by_method = {
+            method: auroc(raw_open_set_score(x, method), raw_open_set_score(unknown, method))
+            for method in OPEN_SET_METHODS
+        }
+    return figures
+
+
+def _save(models_dir: Path, cfg: ClassifierTrainingConfig, network: torch.nn.Module, taxonomy: ClassTaxonomy,
+          preprocessing: Preprocessing, temperature: float, open_set: OpenSetCalibration,
+          metrics: Mapping[str, float]) -> Path:
+    """Write the checkpoint as ``<models>/classifiers/<name>-<version>.ckpt`` (named by its own content)."""
+    folder = Path(models_dir) / "classifiers"
+    staging = folder / f".{cfg.model.name}.{os.getpid()}.ckpt"
+    save_classifier(staging, network=network.cpu(), model_name=cfg.model.name, backbone=cfg.model.backbone,
+                    taxonomy=taxonomy, preprocessing=preprocessing, temperature=temperature, open_set=open_set,
+                    metrics=metrics)
+    final = folder / f"{cfg.model.name}-{checkpoint_version(staging)}.ckpt"
+    staging.replace(final)
+    return final
+
+
+def _params(cfg: ClassifierTrainingConfig, split: LocationSplit, taxonomy: ClassTaxonomy,
+            extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, sub)
+        else:
+            flat[prefix] = value
+
+    walk("", cfg.model_dump(mode="json"))
+    flat.update({"split.train": ",".join(split.train), "split.val": ",".join(split.val),
+                 "split.test": ",".join(split.test), "classes": ",".join(taxonomy.class_ids)})
+    flat.update(extra or {})
+    return flat
+
+
+def _log_artifacts(tracker: Any, result: TrainingResult) -> None:
+    tracker.log_artifact(result.checkpoint, "classifier")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, figures in (("val", result.val), ("test", result.test)):
+            if figures is not None:
+                write_confusion_png(figures.report, folder / f"confusion_{name}.png",
+                                    title=f"{result.model_name} {name}: top-1 {figures.report.top1:.3f}, "
+                                          f"macro-F1 {figures.report.macro_f1:.3f}")
+        summary = {
+            "model_name": result.model_name, "model_version": result.model_version,
+            "classes": list(result.taxonomy.class_ids), "split": asdict(result.split),
+            "temperature": result.temperature, "open_set": result.open_set.to_record(),
+            "metrics": result.metrics(),
+            "confusion": {name: f.report.confusion.tolist() for name, f in (("val", result.val), ("test", result.test))
+                          if f is not None},
+        }
+        (folder / "evaluation.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+        tracker.log_artifact(folder, "evaluation")

@@ -1,0 +1,88 @@
+"""Backbone registry (every entry builds), local-only ImageNet weights, standalone checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from ecowatch.classify.backbones import BACKBONES, build_backbone, weights_filename
+from ecowatch.classify.checkpoint import checkpoint_version, load_classifier, save_classifier
+from ecowatch.classify.crops import CropGeometry
+from ecowatch.classify.openset import OpenSetCalibration
+from ecowatch.classify.taxonomy import ClassTaxonomy
+from ecowatch.classify.transforms import Preprocessing
+from ecowatch.errors import ConfigError, ModelNotFoundError
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_every_registered_backbone_builds_with_its_head(name: str) -> None:
+    entry = BACKBONES[name]
+    assert weights_filename(name).endswith(".pth") and entry.target in ("cpu", "gpu")
+    if entry.target == "gpu":  # shapes only, on the meta device: the large backbones build in milliseconds
+        with torch.device("meta"):
+            model = build_backbone(name, 7, pretrained=False).eval()
+            assert model(torch.zeros(2, 3, entry.input_size, entry.input_size)).shape == (2, 7)
+        return
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert build_backbone(name, 7, pretrained=False).eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
+
+
+def test_imagenet_weights_come_from_the_local_cache_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import torchvision
+
+    reference = torchvision.models.mobilenet_v3_small(weights=None)  # stands in for the ImageNet file
+    torch.save(reference.state_dict(), tmp_path / weights_filename("mobilenet_v3_small"))
+    loaded = build_backbone("mobilenet_v3_small", 3, pretrained=True, weights_dir=tmp_path)
+    assert torch.equal(loaded.features[0][0].weight, reference.features[0][0].weight)
+    assert loaded.classifier[-1].out_features == 3
+    with caplog.at_level(logging.WARNING, logger="ecowatch.classify.backbones"):
+        build_backbone("mobilenet_v3_small", 3, pretrained=True, weights_dir=tmp_path / "empty")
+    assert "no ImageNet weights" in caplog.text and "Nothing is downloaded" in caplog.text
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / weights_filename("mobilenet_v3_small")).write_bytes(b"junk")
+    with pytest.raises(ModelNotFoundError, match="cannot be loaded"):
+        build_backbone("mobilenet_v3_small", 3, pretrained=True, weights_dir=tmp_path / "bad")
+    with pytest.raises(ConfigError, match="not registered; choose one of"):
+        build_backbone("resnet1000", 3)
+
+
+def test_checkpoint_round_trip_needs_only_the_file(tiny_taxa: dict, tmp_path: Path) -> None:
+    classes = ["vulpes_vulpes", "meles_meles", "sus_scrofa"]
+    taxonomy = ClassTaxonomy.from_taxa(tiny_taxa, classes)
+    torch.manual_seed(0)
+    network = build_backbone("mobilenet_v3_small", len(classes), pretrained=False).eval()
+    pre = Preprocessing(geometry=CropGeometry(crop_size=40, padding=0.2), input_size=32)
+    open_set = OpenSetCalibration("energy", threshold=-2.5, scale=0.7, known_recall=0.95)
+    path = save_classifier(tmp_path / "m.ckpt", network=network, model_name="tiny", backbone="mobilenet_v3_small",
+                           taxonomy=taxonomy, preprocessing=pre, temperature=1.7, open_set=open_set,
+                           metrics={"test.top1": 0.5})
+    loaded = load_classifier(path)
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = network(x)
+    probs, unknown, logits = loaded.scores(x)
+    assert torch.equal(logits, expected)  # identical outputs
+    assert torch.allclose(probs, torch.softmax(expected / 1.7, dim=1))
+    assert torch.allclose(unknown, open_set.unknown_score(expected).float())
+    assert loaded.taxonomy == taxonomy and loaded.preprocessing == pre and loaded.temperature == 1.7
+    assert loaded.taxonomy.taxa["canidae"].rank == "family"  # ancestors travel with the classes
+    assert loaded.open_set == open_set and loaded.metrics == {"test.top1": 0.5}
+    assert loaded.version == checkpoint_version(path) and len(loaded.version) == 16
+    assert not loaded.network.training
+
+
+def test_loader_refuses_what_is_not_a_classifier_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        load_classifier(tmp_path / "absent.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelNotFoundError, match="not a readable classifier checkpoint"):
+        load_classifier(junk)
+    other = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ModelNotFoundError, match="not an ecowatch species-classifier checkpoint"):
+        load_classifier(other)

@@ -1,0 +1,103 @@
+"""Taxonomy-aware loss, temperature scaling and ECE, unknown-species scores."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ecowatch.classify.calibration import expected_calibration_error, fit_temperature, nll
+from ecowatch.classify.losses import TaxonomicLoss
+from ecowatch.classify.openset import auroc, fit_open_set, raw_open_set_score
+from ecowatch.classify.taxonomy import ClassTaxonomy
+from ecowatch.tables import Taxon
+
+
+def _taxonomy() -> ClassTaxonomy:
+    rows = [("animalia", "kingdom", ""), ("cervidae", "family", "animalia"), ("cervus", "genus", "cervidae"),
+            ("dama", "genus", "cervidae"), ("cervus_elaphus", "species", "cervus"), ("dama_dama", "species", "dama"),
+            ("mustelidae", "family", "animalia"), ("meles", "genus", "mustelidae"),
+            ("meles_meles", "species", "meles")]
+    taxa = {tid: Taxon(tid, tid.replace("_", " ").capitalize(), rank, parent, "") for tid, rank, parent in rows}
+    return ClassTaxonomy.from_taxa(taxa, ["cervus_elaphus", "dama_dama", "meles_meles"])
+
+
+def test_group_matrix_and_record_round_trip() -> None:
+    taxonomy = _taxonomy()
+    groups, matrix = taxonomy.group_matrix("family")
+    assert groups == ("cervidae", "mustelidae")
+    assert matrix.tolist() == [[1, 0], [1, 0], [0, 1]]
+    assert ClassTaxonomy.from_record(taxonomy.to_record()) == taxonomy
+    assert "animalia" in taxonomy.taxa and taxonomy.ancestor("dama_dama", "family") == "cervidae"
+
+
+def test_taxonomic_loss_adds_the_log_probability_of_the_true_family() -> None:
+    taxonomy = _taxonomy()
+    logits = torch.tensor([[2.0, 1.0, -1.0], [0.5, 0.2, 1.5]])
+    target = torch.tensor([0, 2])
+    plain = TaxonomicLoss(taxonomy, rank_weights={}, label_smoothing=0.0)(logits, target)
+    assert plain == pytest.approx(float(F.cross_entropy(logits, target)))
+    loss = TaxonomicLoss(taxonomy, rank_weights={"family": 0.5, "genus": 0.0})(logits, target)
+    p = torch.softmax(logits, dim=1)
+    family_nll = -(torch.log(p[0, 0] + p[0, 1]) + torch.log(p[1, 2])) / 2
+    assert float(loss) == pytest.approx(float(plain + 0.5 * family_nll), rel=1e-5)
+
+
+def test_mistaking_a_deer_for_a_deer_costs_less_than_for_a_badger() -> None:
+    loss = TaxonomicLoss(_taxonomy(), rank_weights={"family": 1.0})
+    target = torch.tensor([0])  # red deer
+    as_fallow = loss(torch.tensor([[0.0, 3.0, 0.0]]), target)
+    as_badger = loss(torch.tensor([[0.0, 0.0, 3.0]]), target)
+    assert as_fallow < as_badger
+
+
+def test_temperature_fit_repairs_an_overconfident_model() -> None:
+    gen = torch.Generator().manual_seed(0)
+    n, k = 4000, 5
+    true_logits = torch.randn(n, k, generator=gen) * 1.5
+    labels = torch.multinomial(torch.softmax(true_logits, dim=1), 1, generator=gen).squeeze(1)
+    overconfident = true_logits * 4.0  # calibrated logits, sharpened four times
+    temperature = fit_temperature(overconfident, labels)
+    assert temperature == pytest.approx(4.0, rel=0.1)
+    assert nll(overconfident, labels, temperature) < nll(overconfident, labels) - 0.5
+    before = expected_calibration_error(torch.softmax(overconfident, dim=1), labels)
+    after = expected_calibration_error(torch.softmax(overconfident / temperature, dim=1), labels)
+    assert before > 0.2 and after < 0.03
+
+
+def test_ece_of_a_perfectly_calibrated_toy_example() -> None:
+    probs = torch.tensor([[0.75, 0.25]] * 4)
+    labels = torch.tensor([0, 0, 0, 1])  # 75 % right at 75 % confidence
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.0)
+    assert expected_calibration_error(probs, torch.tensor([1, 1, 1, 1])) == pytest.approx(0.75)
+
+
+def test_open_set_threshold_keeps_the_asked_share_of_known_crops() -> None:
+    gen = torch.Generator().manual_seed(1)
+    known = torch.randn(1000, 6, generator=gen)
+    known[torch.arange(1000), torch.randint(0, 6, (1000,), generator=gen)] += 6.0  # confident: one high logit
+    calibration = fit_open_set(known, method="energy", known_recall=0.9)
+    scores = calibration.unknown_score(known)
+    assert float((scores < 0.5).double().mean()) == pytest.approx(0.9, abs=0.01)
+    at_threshold = calibration.threshold
+    assert float(torch.sigmoid(torch.tensor((at_threshold - calibration.threshold) / calibration.scale))) == 0.5
+    unknown = torch.randn(500, 6, generator=gen)  # no class stands out
+    assert auroc(calibration.raw(known), calibration.raw(unknown)) > 0.95
+    assert float((calibration.unknown_score(unknown) >= 0.5).double().mean()) > 0.8
+    max_logit = fit_open_set(known, method="max_logit")
+    assert torch.equal(max_logit.raw(known), -known.double().max(dim=1).values)
+    msp = fit_open_set(known, method="msp")
+    assert torch.allclose(msp.raw(known), -torch.softmax(known.double(), dim=1).max(dim=1).values)
+
+
+def test_auroc_and_raw_scores() -> None:
+    assert auroc([0.1, 0.2], [0.3, 0.4]) == 1.0
+    assert auroc([0.3, 0.4], [0.1, 0.2]) == 0.0
+    assert auroc([0.5, 0.5], [0.5]) == 0.5
+    assert math.isnan(auroc([], [0.1]))
+    logits = torch.tensor([[1.0, 2.0]])
+    assert float(raw_open_set_score(logits, "energy")) == pytest.approx(-math.log(math.e + math.e**2))
+    with pytest.raises(ValueError, match="not one of"):
+        raw_open_set_score(logits, "softmax")  # type: ignore[arg-type]

@@ -1,0 +1,95 @@
+"""Training end to end: ``ecowatch train classifier`` on the tiny dump (two steps), MLflow and the registry."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ecowatch.classify.checkpoint import load_classifier
+from ecowatch.classify.cli import classifier_command
+from ecowatch.classify.config import load_classifier_config
+from ecowatch.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_training_result_carries_checkpoint_and_figures(tiny_classifier) -> None:
+    result = tiny_classifier
+    assert result.checkpoint.is_file() and result.checkpoint.name == f"tiny-species-{result.model_version}.ckpt"
+    loaded = load_classifier(result.checkpoint)
+    assert loaded.taxonomy.class_ids == result.taxonomy.class_ids and loaded.temperature == result.temperature
+    assert loaded.preprocessing.input_size == 32 and loaded.backbone == "mobilenet_v3_small"
+    assert set(result.split.train).isdisjoint(result.split.val + result.split.test)
+    assert result.crops["train"] > 0 and result.crops["val"] > 0
+    metrics = result.metrics()
+    for key in ("val.top1", "val.macro_f1", "val.ece_before", "val.ece_after", "temperature", "train.images_per_s"):
+        assert key in metrics and math.isfinite(metrics[key])
+    assert metrics["val.nll_after"] <= metrics["val.nll_before"] + 1e-9  # the temperature never worsens val NLL
+
+
+def _project(root: Path, dump: Path) -> Path:
+    (root / "conf").mkdir(parents=True)
+    (root / "data_catalog").mkdir()
+    datasets = {
+        "images": {"type": "sdcard_dump", "path": str(dump / "dump")},
+        "labels": {"type": "coco_camera_traps", "path": str(dump / "coco_camera_traps.json")},
+        "taxonomy": {"type": "taxonomy_csv", "path": str(dump / "taxonomy.csv")},
+        "models": {"type": "model_dir", "path": "work/models"},
+        "tracking": {"type": "mlflow_tracking", "path": "work/mlflow/mlflow.db"},
+    }
+    (root / "data_catalog" / "catalog.yaml").write_text(yaml.safe_dump({"datasets": datasets}))
+    conf = yaml.safe_load((REPO / "conf" / "classifier.yaml").read_text())  # the shipped file, shrunk
+    conf["datasets"] = {name: name for name in datasets}
+    conf["data"].update(crop_size=40, input_size=32, cache_workers=0, split={"val_fraction": 0.25,
+                                                                          "test_fraction": 0.25, "seed": 0})
+    conf["model"].update(backbone="mobilenet_v3_small", pretrained=False)
+    conf["train"].update(max_epochs=1, batch_size=8, workers=0, threads=1, accelerator="cpu", val_every_n_epochs=1)
+    path = root / "conf" / "classifier.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    return path
+
+
+def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from ecowatch.tracking import tracking_target
+
+    conf = _project(tmp_path / "project", tiny_dump)
+    held_out = "sus_scrofa"
+    result = CliRunner().invoke(classifier_command, ["--config", str(conf), "--set", "train.max_steps=2",
+                                                     "--set", f"data.holdout_species=[{held_out}]"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "registered: models:/ecowatch-species/1 (alias challenger)" in result.output
+    target = tracking_target(str(tmp_path / "project" / "work" / "mlflow" / "mlflow.db"))
+    client = MlflowClient(tracking_uri=target.tracking_uri)
+    version = client.get_model_version_by_alias("ecowatch-species", "challenger")
+    run = client.get_run(version.run_id)
+    assert run.info.status == "FINISHED"
+    for key in ("val.top1", "val.macro_f1", "val.ece_before", "val.ece_after", "test.top1", "val.unknown_auroc"):
+        assert key in run.data.metrics, key
+    assert any(k.startswith("test.recall.") for k in run.data.metrics)
+    assert {f"val.unknown_auroc.{m}" for m in ("energy", "max_logit", "msp")} <= set(run.data.metrics)
+    assert held_out not in run.data.params["classes"]
+    artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/confusion_val.png", "evaluation/confusion_test.png", "evaluation/evaluation.json"} <= artefacts
+    checkpoints = list((tmp_path / "project" / "work" / "models" / "classifiers").glob("*.ckpt"))
+    assert len(checkpoints) == 1 and version.tags["model_version"] in checkpoints[0].name
+    assert load_classifier(checkpoints[0]).taxonomy.class_ids == tuple(run.data.params["classes"].split(","))
+
+
+def test_shipped_config_loads_and_errors_name_the_key(tiny_dump: Path, tmp_path: Path) -> None:
+    loaded = load_classifier_config(REPO / "conf" / "classifier.yaml")
+    assert loaded.config.model.backbone in ("resnet18", "mobilenet_v3_small", "regnet_y_400mf")
+    conf = _project(tmp_path / "p", tiny_dump)
+    with pytest.raises(ConfigError, match=r"train\.max_epoch: unknown key"):
+        load_classifier_config(conf, overrides={"train.max_epoch": 3})
+    with pytest.raises(ConfigError, match=r"model\.backbone: .*not registered"):
+        load_classifier_config(conf, overrides={"model.backbone": "vgg11"})
+    with pytest.raises(ConfigError, match=r"input_size \(256\) must not exceed crop_size"):
+        load_classifier_config(conf, overrides={"data.input_size": 256})
+    with pytest.raises(ConfigError, match=r"datasets\.labels: 'nope' is not in the catalog"):
+        load_classifier_config(conf, overrides={"datasets.labels": "nope"})

@@ -1,0 +1,111 @@
+"""Preprocessing and augmentation shapes; location splits; class-balanced sampling."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ecowatch.classify.crops import CropCache, CropGeometry
+from ecowatch.classify.datamodule import ClassifierDataModule, LabelledCrop, balanced_weights
+from ecowatch.classify.split import split_locations
+from ecowatch.classify.taxonomy import ClassTaxonomy
+from ecowatch.classify.transforms import Preprocessing, eval_transform, stretch_contrast, train_transform
+from ecowatch.errors import ConfigError
+
+
+def test_transforms_give_normalised_tensors_of_the_input_size() -> None:
+    pre = Preprocessing(geometry=CropGeometry(crop_size=48), input_size=32)
+    crop = np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    for transform in (eval_transform(pre), train_transform(pre)):
+        out = transform(image=crop)["image"]
+        assert out.shape == (3, 32, 32) and out.dtype == torch.float32
+    evaluated = eval_transform(pre)
+    assert torch.equal(evaluated(image=crop)["image"], evaluated(image=crop)["image"])  # no randomness at eval
+    assert Preprocessing.from_record(pre.to_record()) == pre
+    with pytest.raises(ValueError, match="input_size 64 is larger than crop_size 48"):
+        Preprocessing(geometry=CropGeometry(crop_size=48), input_size=64)
+
+
+def test_contrast_stretch_spreads_dark_crops_and_spares_flat_ones() -> None:
+    dark = np.random.default_rng(0).integers(10, 40, (32, 32, 3), dtype=np.uint8)
+    stretched = stretch_contrast(dark)
+    assert stretched.min() == 0 and stretched.max() >= 250
+    flat = np.full((32, 32, 3), 20, dtype=np.uint8)
+    flat[0, 0] = 24
+    assert stretch_contrast(flat).max() < 100  # a near-flat crop is not blown up into noise
+
+
+def _counts(spec: dict[str, dict[str, int]]) -> dict[str, Counter]:
+    return {loc: Counter(classes) for loc, classes in spec.items()}
+
+
+def test_location_split_is_disjoint_seeded_and_keeps_every_class_in_training() -> None:
+    counts = _counts({f"L{i}": {"a": 10 + i, "b": 5, **({"rare": 2} if i in (3, 7) else {})} for i in range(10)})
+    split = split_locations(counts, val_fraction=0.2, test_fraction=0.2, seed=1)
+    parts = [set(split.train), set(split.val), set(split.test)]
+    assert all(parts) and set.union(*parts) == set(counts)
+    assert sum(len(p) for p in parts) == len(counts)  # disjoint
+    assert any(loc in split.train for loc in ("L3", "L7"))  # the rare class is in training
+    assert split_locations(counts, val_fraction=0.2, test_fraction=0.2, seed=1) == split
+    forced = split_locations(counts, val_fraction=0.2, test_fraction=0.2, seed=1, test_locations=["L0"])
+    assert forced.test == ("L0",) and "L0" not in forced.train + forced.val
+
+
+def test_location_split_errors_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match="cannot make disjoint"):
+        split_locations(_counts({"A": {"a": 1}, "B": {"a": 1}}), val_fraction=0.2, test_fraction=0.2, seed=0)
+    with pytest.raises(ConfigError, match=r"split.test_locations: \['Z'\] have no labelled crops"):
+        split_locations(_counts({"A": {"a": 1}, "B": {"a": 1}, "C": {"a": 1}}), val_fraction=0.2, test_fraction=0.2,
+                        seed=0, test_locations=["Z"])
+
+
+def test_balanced_sampler_draws_classes_equally_often(tiny_sources: list, tiny_taxa: dict, tmp_path: Path) -> None:
+    weights = balanced_weights([0] * 90 + [1] * 10, power=1.0)
+    assert weights[:90].sum() == pytest.approx(weights[90:].sum())
+    pre = Preprocessing(geometry=CropGeometry(crop_size=40), input_size=32)
+    paths = CropCache(tmp_path, pre.geometry).build(tiny_sources)
+    crops = [LabelledCrop(s.crop_id, p, s.taxon_id, s.location_id, s.deployment_id)
+             for s, p in zip(tiny_sources, paths)]
+    locations = sorted({c.location_id for c in crops})
+    from ecowatch.classify.split import LocationSplit
+
+    split = LocationSplit(tuple(locations), (), ())  # every location trains: enough crops to count draws
+    taxonomy = ClassTaxonomy.from_taxa(tiny_taxa, sorted({c.taxon_id for c in crops}))
+    dm = ClassifierDataModule(crops, taxonomy=taxonomy, split=split, preprocessing=pre, batch_size=len(crops),
+                              balance_power=1.0, seed=0, preload=False)
+    sampler = dm.train_dataloader().sampler
+    labels = dm.datasets["train"].labels
+    draws = Counter(labels[i] for _ in range(40) for i in sampler)
+    shares = np.array([draws[k] for k in set(labels)]) / sum(draws.values())
+    assert shares.max() - shares.min() < 0.08  # as often as each other, however rare in the data
+    images, targets = next(iter(dm.train_dataloader()))
+    assert images.shape == (len(crops), 3, 32, 32) and targets.dtype == torch.int64
+
+
+def test_datamodule_splits_by_location_and_sets_held_out_species_apart(tiny_sources: list, tiny_taxa: dict,
+                                                                         tmp_path: Path) -> None:
+    pre = Preprocessing(geometry=CropGeometry(crop_size=40), input_size=32)
+    paths = CropCache(tmp_path, pre.geometry).build(tiny_sources)
+    crops = [LabelledCrop(s.crop_id, p, s.taxon_id, s.location_id, s.deployment_id)
+             for s, p in zip(tiny_sources, paths)]
+    held_out = Counter(c.taxon_id for c in crops).most_common()[1][0]
+    counts: dict[str, Counter] = {}
+    for c in crops:
+        counts.setdefault(c.location_id, Counter())[c.taxon_id] += c.taxon_id != held_out
+    split = split_locations(counts, val_fraction=0.25, test_fraction=0.25, seed=0)
+    taxonomy = ClassTaxonomy.from_taxa(tiny_taxa, sorted({c.taxon_id for c in crops} - {held_out}))
+    dm = ClassifierDataModule(crops, taxonomy=taxonomy, split=split, preprocessing=pre, preload=False)
+    dm.setup()
+    seen = {name: {c.location_id for c in dm.members(name)} for name in ("train", "val", "test")}
+    assert seen["train"].isdisjoint(seen["val"]) and seen["train"].isdisjoint(seen["test"])
+    assert seen["val"].isdisjoint(seen["test"])
+    deployments = {name: {c.deployment_id for c in dm.members(name)} for name in ("train", "val", "test")}
+    assert deployments["train"].isdisjoint(deployments["val"] | deployments["test"])
+    assert all(c.taxon_id != held_out for name in ("train", "val", "test") for c in dm.members(name))
+    unknown = dm.members("unknown_val") + dm.members("unknown_test")
+    assert all(c.taxon_id == held_out for c in unknown)
+    assert set(dm.datasets["unknown_test"].labels) <= {-1}

@@ -188,6 +188,17 @@ def _detect_stages(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, du
     stage("static false positives")
     static_fp = flag_static_false_positives(store, dump_id=dump_id, detector_version=detect.detector_version,
                                             config=cfg.detect.static_fp)
+    if cfg.classify.model:  # species scores per animal box (the fuser that turns them into observations is to come)
+        from ecowatch.classify import classify_stage
+
+        stage("classify")
+        classify = classify_stage(store, dump_root=dump_root, dump_id=dump_id, config=cfg.classify, run_id=run_id,
+                                  cache_dir=models_dir, tracking_uri=tracking_uri,
+                                  detector_version=detect.detector_version, progress_bar=progress_bar)
+        tracker.set_tags({"ecowatch.classifier": classify.model_name,
+                          "ecowatch.classifier_version": classify.model_version})
+        tracker.log_metrics({f"classify.{k}": float(v) for k, v in asdict(classify).items()
+                             if isinstance(v, (int, float))})
     observations = write_detector_observations(store, dump_id=dump_id, detector_version=detect.detector_version,
                                                threshold=cfg.detect.observation_threshold, run_id=run_id)
     tracker.log_metrics({"static_fp.flagged": static_fp.flagged, "static_fp.candidates": static_fp.candidates,

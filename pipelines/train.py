@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ecowatch.classify.cli import classifier_command
 from ecowatch.errors import ConfigError
 
 
@@ -100,3 +101,6 @@ def detector_command(config: str, overrides: tuple[str, ...], coco: tuple[str, .
     if trained.registered:
         click.echo(f"registered: {trained.registered.uri}" + (f" (alias {trained.registered.alias}: "
                    f"models:/{trained.registered.name}@{trained.registered.alias})" if trained.registered.alias else ""))
+
+
+train_group.add_command(classifier_command, "classifier")

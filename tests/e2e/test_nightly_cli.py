@@ -52,7 +52,7 @@ def test_nightly_populates_store_and_mlflow(tiny_dump: Path, project_factory, md
     assert tracked.data.metrics["ingest.files_seen"] == len(files)
     assert tracked.data.params["dump"] == "dump"
     artefacts = [a.path for a in client.list_artifacts(run.mlflow_run_id)]
-    assert artefacts == ["exports", "flagged_media.csv"]
+    assert artefacts == ["exports", "flagged_media.csv", "report"]
     assert tracked.data.tags["ecowatch.detector"] == "ecowatch-synth"
     assert tracked.data.metrics["detect.media_done"] == store.count(media, media.c.status == "ok")
 
@@ -70,6 +70,8 @@ def test_nightly_populates_store_and_mlflow(tiny_dump: Path, project_factory, md
     assert second.returncode == 0, second.stderr
     assert f"0 new, {len(files)} already ingested" in second.stdout
     assert ": 0 images run," in second.stdout  # detection resumes: nothing left to do
+    report = project / "work" / "reports" / "report-dump.html"
+    assert report.is_file() and "report:" in second.stdout
     assert store.count(media) == len(files)
 
 

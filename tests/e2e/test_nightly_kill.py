@@ -19,7 +19,7 @@ from ecowatch.synth import DumpSpec, generate_dump
 
 from ..conftest import write_project
 
-N_FRAMES = 600
+N_FRAMES = 300
 # Small batches commit often, so the run can be caught part-way through detection.
 SETTINGS = {"detect": {"batch_size": 4, "workers": 1}, "tracking": {"enabled": False}}
 

@@ -20,7 +20,8 @@ from ecowatch.store import schema as S
 from pipelines.report import report_filename, run_report
 from tests.report.conftest import NightlyProject
 
-NOT_ANALYSABLE = {"clock_outside_deployment", "no_exif_time", "no_deployment"}
+# no_exif_time images stay: their time comes from the file (the generator stamps the camera clock on it)
+NOT_ANALYSABLE = {"clock_outside_deployment", "no_deployment"}
 
 
 def _truth_records(project: NightlyProject) -> dict[str, set[str]]:

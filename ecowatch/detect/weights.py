@@ -164,18 +164,7 @@ def _resolve_registry(entry: DetectorEntry, *, cache_dir: Path, offline: bool) -
         download(entry.url, target, checksum=entry.checksum)
     elif entry.checksum is not None:
         _verify(target, entry.checksum, fix=f"delete it and fetch it again from {entry.url}")
-    sha256 = file_digest(target)
-    return ResolvedDetector(
-        path=target,
-        name=entry.name,
-        version=sha256[:VERSION_HEX_DIGITS],
-        sha256=sha256,
-        class_map=dict(entry.class_map),
-        imgsz=entry.imgsz,
-        resize_mode=entry.resize_mode,
-        source="registry",
-        origin=entry.url,
-    )
+    return _resolved_entry(entry, target, source="registry")
 
 
 def _resolve_bundled(entry: DetectorEntry) -> ResolvedDetector:
@@ -188,6 +177,11 @@ def _resolve_bundled(entry: DetectorEntry) -> ResolvedDetector:
         )
     if entry.checksum is not None:
         _verify(target, entry.checksum, fix="reinstall ecowatch or re-run scripts/train_default_detector.py")
+    return _resolved_entry(entry, target, source="bundled")
+
+
+def _resolved_entry(entry: DetectorEntry, target: Path, *, source: Literal["registry", "bundled"]) -> ResolvedDetector:
+    """A registry entry's verified local file, versioned by its sha256."""
     sha256 = file_digest(target)
     return ResolvedDetector(
         path=target,
@@ -197,7 +191,7 @@ def _resolve_bundled(entry: DetectorEntry) -> ResolvedDetector:
         class_map=dict(entry.class_map),
         imgsz=entry.imgsz,
         resize_mode=entry.resize_mode,
-        source="bundled",
+        source=source,
         origin=entry.url,
     )
 

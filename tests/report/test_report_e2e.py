@@ -126,8 +126,6 @@ def test_nightly_then_report_with_the_bundled_detector(tiny_sample: Path, projec
                            conf={"tracking": {"enabled": False}, "ingest": {"workers": 0}})  # fmt: skip
     nightly = subprocess.run([sys.executable, "-m", "ecowatch", "nightly", "--config", str(conf)],
                              capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
-    if nightly.returncode != 0 and "weights" in nightly.stderr and "missing" in nightly.stderr:
-        pytest.skip(f"the bundled detector is not available here: {nightly.stderr.strip()[:300]}")
     assert nightly.returncode == 0, nightly.stderr
     report = subprocess.run([sys.executable, "-m", "ecowatch", "report", "--config", str(conf)],
                             capture_output=True, text=True, timeout=600, check=False)  # fmt: skip

@@ -20,7 +20,7 @@ Example (``conf/nightly.yaml``)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -371,6 +371,29 @@ def load_config(path: str | Path, *, overrides: dict[str, object] | None = None)
             that is not in the catalog.
         CatalogError: the catalog itself is invalid.
     """
+    config, catalog, source = load_validated(path, RunConfig, overrides=overrides)
+    return LoadedConfig(config, catalog, source)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_validated(path: str | Path, model: type[ModelT], *, overrides: dict[str, object] | None = None
+                   ) -> tuple[ModelT, Catalog, Path]:
+    """Read a configuration file into ``model``, apply dotted overrides, load the catalog it names.
+
+    ``model`` needs a ``catalog`` path (relative to the project root, the folder holding
+    ``conf/``) and a ``datasets`` section of catalog names (None for an unused one); every name
+    must be in the catalog. Shared by the run configuration and the training configurations.
+
+    Returns:
+        The validated configuration, its catalog and the resolved file path.
+
+    Raises:
+        ConfigError: unreadable YAML, an unknown key, a wrong type or value, or a dataset name
+            that is not in the catalog.
+        CatalogError: the catalog itself is invalid.
+    """
     source = Path(path).resolve()
     raw = read_yaml(source, ConfigError)
     if raw is None:
@@ -386,16 +409,15 @@ def load_config(path: str | Path, *, overrides: dict[str, object] | None = None)
                 raise ConfigError(f"override {dotted!r}: {part!r} is not a section.")
         node[leaf] = value
     try:
-        config = RunConfig.model_validate(raw)
+        config = model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(str(source), exc)) from exc
-    root = source.parent.parent
     catalog_path = Path(config.catalog)
-    catalog = load_catalog(catalog_path if catalog_path.is_absolute() else root / catalog_path)
+    catalog = load_catalog(catalog_path if catalog_path.is_absolute() else source.parent.parent / catalog_path)
     for field, name in config.datasets.model_dump().items():
         if name is not None and name not in catalog:
             raise ConfigError(
                 f"{source}: datasets.{field}: {name!r} is not in the catalog {catalog.source}. "
                 f"Known datasets: {', '.join(catalog.names)}."
             )
-    return LoadedConfig(config, catalog, source)
+    return config, catalog, source

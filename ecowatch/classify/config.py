@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ecowatch.catalog import Catalog, format_validation_error, load_catalog, read_yaml
+from ecowatch.catalog import Catalog
 from ecowatch.classify.backbones import BACKBONES
-from ecowatch.errors import ConfigError
+from ecowatch.config import load_validated
 from ecowatch.tables import RANKS
 
 
@@ -255,29 +255,5 @@ def load_classifier_config(path: str | Path, *, overrides: dict[str, object] | N
             catalog does not know.
         CatalogError: the catalog itself is invalid.
     """
-    source = Path(path).resolve()
-    raw = read_yaml(source, ConfigError)
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(raw).__name__}.")
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {dotted!r}: {part!r} is not a section.")
-        node[leaf] = value
-    try:
-        config = ClassifierTrainingConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(str(source), exc)) from exc
-    catalog_path = Path(config.catalog)
-    catalog = load_catalog(catalog_path if catalog_path.is_absolute() else source.parent.parent / catalog_path)
-    for field, name in config.datasets.model_dump().items():
-        if name not in catalog:
-            raise ConfigError(
-                f"{source}: datasets.{field}: {name!r} is not in the catalog {catalog.source}. "
-                f"Known datasets: {', '.join(catalog.names)}."
-            )
+    config, catalog, source = load_validated(path, ClassifierTrainingConfig, overrides=overrides)
     return LoadedClassifierConfig(config, catalog, source)

@@ -1,8 +1,10 @@
-"""Shared test fixtures: a throw-away ecowatch project (conf + catalog) around any data."""
+"""Shared test fixtures: a throw-away ecowatch project (conf + catalog) around any data, MegaDetector's
+validator, and no network for any test (a test that tries to connect or resolve a name fails)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,36 @@ def md_validator():
         yield pytest.importorskip("megadetector.postprocessing.validate_batch_results")
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+@pytest.fixture(scope="session")
+def network_attempts() -> Iterator[list[str]]:
+    """Block every IP connection and DNS lookup for the session; record the attempts."""
+    attempts: list[str] = []
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def connect(self: socket.socket, address: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            attempts.append(f"connect {address}")
+            raise OSError(f"network access blocked in tests: connect {address}")
+        return real_connect(self, address)
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        attempts.append(f"getaddrinfo {host}")
+        raise socket.gaierror(f"network access blocked in tests: {host}")
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+    try:
+        yield attempts
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+        socket.getaddrinfo = real_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def no_network(network_attempts: list[str]) -> Iterator[None]:
+    """Fail the test that tried to reach the network."""
+    network_attempts.clear()
+    yield
+    assert not network_attempts, f"the test tried to reach the network: {network_attempts}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,39 +58,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def offline_ultralytics() -> Path:
     """The session's ``YOLO_CONFIG_DIR`` (ultralytics keeps its files in ``<it>/Ultralytics``)."""
     return Path(os.environ["YOLO_CONFIG_DIR"])
-
-
-@pytest.fixture(scope="session")
-def network_attempts() -> Iterator[list[str]]:
-    """Block every IP connection and DNS lookup for the session; record the attempts."""
-    attempts: list[str] = []
-    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def connect(self: socket.socket, address: object) -> None:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            attempts.append(f"connect {address}")
-            raise OSError(f"network access blocked in tests: connect {address}")
-        return real_connect(self, address)
-
-    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
-        attempts.append(f"getaddrinfo {host}")
-        raise socket.gaierror(f"network access blocked in tests: {host}")
-
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
-    try:
-        yield attempts
-    finally:
-        socket.socket.connect = real_connect  # type: ignore[method-assign]
-        socket.getaddrinfo = real_getaddrinfo
-
-
-@pytest.fixture(autouse=True)
-def no_network(network_attempts: list[str]) -> Iterator[None]:
-    """Fail the test that tried to reach the network."""
-    network_attempts.clear()
-    yield
-    assert not network_attempts, f"the test tried to reach the network: {network_attempts}"
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,15 @@ memory does not count for the next), on the same weights and the same image file
 
 - ``ecowatch``: :func:`ecowatch.detect.detect_stage` into a freshly ingested SQLite store, with
   ``--batch-size``, ``--workers`` DataLoader processes, ecowatch's thread setting (every core
-  unless ``--threads``) and otherwise the defaults of ``detect`` (square letterbox, fp16 on a GPU);
+  unless ``--threads``) and otherwise the defaults of ``detect`` (minimal padding: each batch padded
+  to the smallest stride-aligned rectangle, fp16 on a GPU); ``--padding square`` for the square;
   tiling is off so both sides see each image whole;
 - ``ultralytics``: ``YOLO(weights).predict(paths, stream=True)`` with the same ``imgsz``, ``conf``,
   ``iou`` and device, everything else ultralytics' default: batch 1, minimal (rectangular)
   padding, fp32, and the torch threads ultralytics sets itself (``import ultralytics`` and its
   device selection pin CPU inference to ``min(8, cores - 1)`` threads);
 - ``ultralytics, matched``: the same call with torch threads set to ecowatch's number (after
-  ultralytics' device selection), ecowatch's batch size, square padding (``rect=False``) and
+  ultralytics' device selection), ecowatch's batch size, ecowatch's padding (``rect``) and
   ecowatch's precision, a like-for-like comparison.
 
 images/s is images divided by the wall time of the whole call: for ecowatch the detect stage
@@ -154,7 +155,7 @@ def detect_config(args: argparse.Namespace, imgsz: int):  # noqa: ANN201 - Detec
     accelerator = {"cpu": "cpu", "cuda": "gpu", "auto": "auto"}[args.device]
     return DetectConfig(detector=args.weights, imgsz=imgsz, conf_threshold=args.conf, iou_threshold=args.iou,
                         batch_size=args.batch_size, workers=args.workers, threads=args.threads,
-                        accelerator=accelerator, tiling=TilingConfig(mode="never"))
+                        accelerator=accelerator, padding=args.padding, tiling=TilingConfig(mode="never"))
 
 
 def measure_ecowatch(args: argparse.Namespace, imgsz: int, paths: dict[str, Path]) -> dict[str, float]:
@@ -176,7 +177,7 @@ def measure_ecowatch(args: argparse.Namespace, imgsz: int, paths: dict[str, Path
         seconds = time.perf_counter() - started
     store.dispose()
     return _figures(summary.media_done, seconds, summary.threads, peak, loop_images_per_s=summary.images_per_second,
-                    settings=f"batch {args.batch_size}, {args.workers} workers, square letterbox"
+                    settings=f"batch {args.batch_size}, {args.workers} workers, {args.padding} padding"
                              f"{', fp16' if summary.accelerator == 'cuda' else ''}")
 
 
@@ -200,10 +201,11 @@ def measure_ultralytics(args: argparse.Namespace, imgsz: int, paths: dict[str, P
     if matched:
         torch.set_num_threads(ecowatch_threads)
         half = device != "cpu" and torch.cuda.is_available()
-        common.update(batch=args.batch_size, rect=False, half=half)
+        common.update(batch=args.batch_size, rect=args.padding == "minimal", half=half)
         for _ in model.predict(warm_files, stream=True, **common):  # warm-up with these settings
             pass
-        settings = f"batch {args.batch_size}, square padding{', fp16' if half else ''}, threads as ecowatch"
+        settings = (f"batch {args.batch_size}, {args.padding} padding{', fp16' if half else ''}, "
+                    "threads as ecowatch")
     _reset_cuda_peak()
     count = 0
     with PeakMemory() as peak:
@@ -263,17 +265,17 @@ def measure(args: argparse.Namespace, runner: str, imgsz: int, paths: dict[str, 
 
 def main(argv: list[str] | None = None) -> dict[int, dict[str, dict[str, float]]]:
     """Run the benchmark (or, internally, one measurement); returns the figures by size and runner."""
-    from ecowatch.config import DetectConfig
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default=DetectConfig().detector,
-                        help="an ultralytics .pt file or a registry name (default: the configured default detector)")
+    parser.add_argument("--weights", default="ecowatch-synth",
+                        help="an ultralytics .pt file or a registry name (default: ecowatch-synth, the bundled detector)")
     parser.add_argument("--images", type=int, default=48, help="images to run (default 48)")
     parser.add_argument("--image-size", default="1280x720", help="WxH of the generated frames (default 1280x720)")
     parser.add_argument("--sizes", default="640,1280", help="network input sizes (default 640,1280)")
     parser.add_argument("--workers", type=int, default=2, help="ecowatch DataLoader workers (default 2)")
     parser.add_argument("--batch-size", type=int, default=8, help="ecowatch images per batch (default 8)")
     parser.add_argument("--threads", type=int, default=None, help="ecowatch torch threads (default: every core)")
+    parser.add_argument("--padding", choices=("minimal", "square"), default="minimal",
+                        help="ecowatch's detect.padding, and the matched ultralytics run's rect (default minimal)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="device (default auto: a GPU when present)")
     parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold, both (default 0.25)")
@@ -291,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, dict[str, float]]
         args.weights = str(Path(args.weights).resolve())
     args.passthrough = ["--weights", args.weights, "--workers", str(args.workers), "--batch-size",
                         str(args.batch_size), "--device", args.device, "--conf", str(args.conf), "--iou",
-                        str(args.iou), "--workdir", str(args.workdir)]
+                        str(args.iou), "--workdir", str(args.workdir), "--padding", args.padding]
     if args.threads is not None:
         args.passthrough += ["--threads", str(args.threads)]
 

@@ -196,6 +196,10 @@ class DetectConfig(_Strict):
             boxes of the same class (ultralytics' predict default, 0.7).
         max_det: most detections kept per image (at most 999: the index is part of the detection id).
         agnostic_nms: run NMS across classes (an animal box can suppress an overlapping person box).
+        padding: ``minimal`` pads each batch only to the smallest rectangle whose sides are multiples
+            of the network's stride (ultralytics' ``predict`` default, ``rect``): a 16:9 frame at 640 px
+            is a 640x384 input; ``square`` pads every image to ``imgsz`` x ``imgsz``. Ignored for
+            RT-DETR (stretched to the square) and for tiled runs.
         batch_size: images per forward pass (and per store transaction).
         workers: DataLoader processes that decode and letterbox images in parallel (0 = in-process).
         accelerator: ``auto`` (a GPU when present), ``cpu`` or ``gpu``.
@@ -219,6 +223,7 @@ class DetectConfig(_Strict):
     iou_threshold: float = Field(0.7, ge=0.0, le=1.0)
     max_det: int = Field(300, ge=1, le=999)
     agnostic_nms: bool = False
+    padding: Literal["minimal", "square"] = "minimal"
     batch_size: int = Field(8, ge=1, le=1024)
     workers: int = Field(2, ge=0, le=256)
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"

@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -201,8 +202,9 @@ def _predict(
     resize_mode = resolved.resize_mode or ("stretch" if network.kind == "rtdetr" else "letterbox")
     tiling: TilingParams | None = None
     if config.tiling.mode == "never":
-        dataset: Dataset = MediaImageDataset(items, imgsz=imgsz, resize_mode=resize_mode)
-        collate, images_per_batch = collate_samples, config.batch_size
+        stride = network.stride if config.padding == "minimal" and resize_mode == "letterbox" else None
+        dataset: Dataset = MediaImageDataset(items, imgsz=imgsz, resize_mode=resize_mode, stride=stride)
+        collate, images_per_batch = partial(collate_samples, stride=stride), config.batch_size
     else:
         tiling = resolve_tiling(config.tiling, imgsz)
         dataset = TiledImageDataset(items, imgsz=imgsz, params=tiling, resize_mode=resize_mode)

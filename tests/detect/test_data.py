@@ -33,6 +33,43 @@ def test_letterbox_equals_ultralytics(hw: tuple[int, int], mode: str) -> None:
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("hw", SHAPES, ids=[f"{h}x{w}" for h, w in SHAPES])
+def test_minimal_padding_equals_ultralytics_rect_letterbox(hw: tuple[int, int]) -> None:
+    """``stride`` pads to the next multiple of the stride, as ``LetterBox(auto=True)`` (predict's default)."""
+    from ecowatch.detect.yolo_env import prepare_ultralytics
+
+    prepare_ultralytics()
+    from ultralytics.data.augment import LetterBox
+
+    image = np.random.default_rng(hw[0] * 7 + hw[1]).integers(0, 256, (*hw, 3), dtype=np.uint8)
+    for imgsz in (160, 224):
+        theirs = LetterBox(imgsz, auto=True, stride=32)(image=image)
+        ours = letterbox(image, imgsz, stride=32)
+        assert ours.shape[0] % 32 == 0 and ours.shape[1] % 32 == 0 and max(ours.shape[:2]) == imgsz
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_minimal_padding_batches_pad_to_the_smallest_common_rectangle(tmp_path: Path) -> None:
+    wide = write_scene(tmp_path / "wide.png", (200, 120), seed=0)  # 160x96 at 160 px
+    tall = write_scene(tmp_path / "tall.png", (90, 150), seed=1)  # 96x160
+    items = [MediaItem("a", wide), MediaItem("b", wide), MediaItem("c", tall), MediaItem("gone", tmp_path / "x.jpg")]
+    dataset = MediaImageDataset(items, imgsz=160, stride=32)
+
+    same = collate_samples([dataset[0], dataset[1]], stride=32)
+    assert same.images.shape == (2, 3, 96, 160)  # not the 160x160 square
+    expected = letterbox(decode_image(wide), 160, stride=32)
+    np.testing.assert_array_equal(same.images[0].permute(1, 2, 0).numpy(), expected)
+
+    mixed = collate_samples([dataset[0], dataset[2], dataset[3]], stride=32)
+    assert mixed.images.shape == (3, 3, 160, 160)
+    assert mixed.errors[2] and mixed.orig_hw.tolist() == [[120, 200], [150, 90], [0, 0]]
+    # each image sits centred in the common rectangle, as scale_boxes assumes when mapping boxes back
+    np.testing.assert_array_equal(mixed.images[0].permute(1, 2, 0).numpy(),
+                                  letterbox(decode_image(wide), 160))
+    np.testing.assert_array_equal(mixed.images[1].permute(1, 2, 0).numpy(),
+                                  letterbox(decode_image(tall), 160))
+
+
 def test_decode_honours_exif_orientation(tmp_path: Path) -> None:
     upright, _ = scene((80, 50), seed=3)
     rotated = write_scene(tmp_path / "rot.png", (80, 50), seed=3, orientation=6)

@@ -75,7 +75,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> Sc
     root = tmp_path_factory.mktemp("dump")
     make_dump(root)
     config = DetectConfig(detector=str(tiny_weights), imgsz=IMGSZ, conf_threshold=CONF, iou_threshold=IOU,
-                          batch_size=3, workers=2, threads=2)
+                          batch_size=3, workers=2, threads=2, padding="square")
     return Scenario(root, {}, config, tmp_path_factory.mktemp("models"))
 
 
@@ -154,6 +154,35 @@ def test_parity_with_ultralytics_predict(clean: tuple[Store, DetectSummary], sce
     square = YOLO(str(tiny_weights)).predict(str(scenario.root / "cam1/a.png"), imgsz=IMGSZ, conf=CONF, iou=IOU,
                                              verbose=False, device="cpu")
     assert assert_matches_ultralytics(ours, square, [scenario.ids["cam1/a.png"]]) > 0
+
+
+def test_minimal_padding_equals_ultralytics_default_predict(scenario: Scenario, tiny_weights: Path,
+                                                            tmp_path: Path) -> None:
+    """The default (``padding: minimal``) equals ultralytics' ``predict`` with its defaults (``rect``).
+
+    One image per batch for the mixed shapes (ultralytics pads each image on its own), and a batch of
+    four frames of one shape (the camera-trap case: one stride-aligned rectangle for the batch).
+    """
+    from ultralytics import YOLO
+
+    same = tmp_path / "same"
+    for i in range(4):
+        write_scene(same / f"cam/{i}.png", (200, 120), seed=10 + i)
+    cases = [(scenario.root, list(IMAGES), 1), (same, [f"cam/{i}.png" for i in range(4)], 4)]
+    model = YOLO(str(tiny_weights))
+    for k, (root, relpaths, batch_size) in enumerate(cases):
+        store = open_store(tmp_path / f"results-{k}.sqlite")
+        ids = add_media(store, dump_id=DUMP_ID, root=root, relpaths=relpaths)
+        config = scenario.config.model_copy(update={"padding": "minimal", "batch_size": batch_size})
+        summary = detect_stage(store, dump_root=root, dump_id=DUMP_ID, config=config, run_id=f"minimal-{k}",
+                               cache_dir=scenario.cache_dir)
+        # a list of files is one ultralytics batch (square padding when the shapes differ): one call per batch
+        results = [r for i in range(0, len(relpaths), batch_size)
+                   for r in model.predict([str(root / p) for p in relpaths[i : i + batch_size]], imgsz=IMGSZ,
+                                          conf=CONF, iou=IOU, verbose=False, device="cpu")]
+        checked = assert_matches_ultralytics(rows_by_media(store), results, [ids[p] for p in relpaths])
+        assert checked == summary.detections == store.count(S.detections) > 0
+        store.dispose()
 
 
 # YOLO26 and YOLOv10 carry a one-to-one (NMS-free) head beside the one-to-many head; ultralytics 8.4's

@@ -367,12 +367,16 @@ def test_tiled_run_killed_mid_run_resumes_without_duplicates(tiled_clean: tuple[
 
 def test_small_frames_in_auto_mode_equal_the_untiled_path(tiled_dump: Path, tiny_weights: Path,
                                                           tmp_path: Path) -> None:
-    """Frames below min_side run through the tiled path as one whole-frame input: same rows as mode never."""
+    """Frames below min_side run through the tiled path as one whole-frame input: same rows as mode never.
+
+    Tiled batches stack square inputs, so the untiled run it equals is the one with square padding.
+    """
     results = {}
     for mode in ("auto", "never"):
         store = open_store(tmp_path / mode / "results.sqlite")
         seed(store, tiled_dump)
-        config = tiled_config(tiny_weights, mode=mode, min_side_for_tiling=1000).model_copy(update={"batch_size": 3})
+        config = tiled_config(tiny_weights, mode=mode, min_side_for_tiling=1000).model_copy(
+            update={"batch_size": 3, "padding": "square"})
         summary = run_stage(store, tiled_dump, config, mode, tmp_path / "models")
         assert summary.media_tiled == 0
         results[mode] = store.snapshot(exclude_columns=("run_id",))["detections"]

@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0, help="hard stop of the training loop (minutes)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: every core)")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers")
+    parser.add_argument("--devices", type=int, default=None,
+                        help="train.devices: 2 trains with DDP over 2 processes (gloo on CPU) at the same global batch")
     parser.add_argument("--holdout", default="meles_meles", help="comma-separated taxon ids kept out of training")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any other configuration override, e.g. train.lr=0.003")
@@ -89,7 +91,7 @@ def main() -> None:
     from ecowatch.classify.config import ClassifierTrainingConfig
     from ecowatch.classify.crops import sources_from_coco
     from ecowatch.classify.evaluate import pair_report
-    from ecowatch.classify.train import train_classifier
+    from ecowatch.classify.train import launch_rank, train_classifier
     from ecowatch.tables import read_taxonomy
     from ecowatch.tracking import tracking_target
 
@@ -98,7 +100,7 @@ def main() -> None:
                                     "train.max_minutes": args.minutes}
     for key, value in (("model.backbone", args.backbone), ("data.input_size", args.input_size),
                        ("train.max_epochs", args.epochs), ("train.threads", args.threads),
-                       ("train.workers", args.workers)):
+                       ("train.workers", args.workers), ("train.devices", args.devices)):
         if value is not None:
             overrides[key] = value
     for pair in args.overrides:
@@ -111,6 +113,7 @@ def main() -> None:
             node = node.setdefault(part, {})
         node[leaf] = value
     config = ClassifierTrainingConfig.model_validate(raw)
+    say = print if launch_rank() == 0 else (lambda *a, **k: None)  # DDP re-runs this script in the other ranks
 
     workdir = Path(args.workdir)
     dumps = _dumps(args)
@@ -123,9 +126,10 @@ def main() -> None:
         sources += found
     taxa = read_taxonomy(dumps[0] / "taxonomy.csv")
     pairs = _lookalike_pairs(dumps[0])
-    print(f"data: {len(sources)} labelled animal boxes from {', '.join(str(d) for d in dumps)}")
-    print(f"recipe: {config.model.backbone} at {config.data.input_size} px (crops {config.data.crop_size} px), "
-          f"{config.train.max_epochs} epochs, batch {config.train.batch_size}, lr {config.train.lr}, "
+    say(f"data: {len(sources)} labelled animal boxes from {', '.join(str(d) for d in dumps)}")
+    say(f"recipe: {config.model.backbone} at {config.data.input_size} px (crops {config.data.crop_size} px), "
+          f"{config.train.max_epochs} epochs, global batch {config.train.batch_size} over "
+          f"{config.train.world_size} process(es), lr {config.train.lr}, "
           f"hard stop {args.minutes:.0f} min, held out: {list(config.data.holdout_species)}", flush=True)
 
     target = None if args.no_tracking else tracking_target(str((workdir / "mlflow" / "mlflow.db").resolve()))
@@ -134,11 +138,14 @@ def main() -> None:
                               cache_dir=workdir / "crop_cache", tracking=target,
                               extra_params={"data": ",".join(str(d) for d in dumps)})
     total = time.perf_counter() - started
+    if result is None:  # a DDP rank other than 0
+        return
 
     print(f"\nsplit (locations): train {len(result.split.train)}, val {len(result.split.val)}, "
           f"test {len(result.split.test)}: test = {list(result.split.test)}")
     print(f"crops: {result.crops}")
-    print(f"training: {result.epochs} epochs, {result.train_seconds / 60:.1f} min in training steps, "
+    print(f"training: {result.epochs} epochs ({result.steps} steps, {result.world_size} process(es)), "
+          f"{result.train_seconds / 60:.1f} min in training steps, "
           f"{result.train_images_per_second:.1f} crops/s; whole run {total / 60:.1f} min")
     test = result.test or result.val
     rep = test.report

@@ -14,8 +14,8 @@ Modules:
   :mod:`~ecowatch.classify.evaluate`: temperature scaling and ECE, unknown-species scores,
   evaluation figures.
 - :mod:`~ecowatch.classify.checkpoint`: standalone checkpoints and their loader.
-- :mod:`~ecowatch.classify.config`, :mod:`~ecowatch.classify.train`, :mod:`~ecowatch.classify.cli`:
-  ``conf/classifier.yaml``, :func:`train_classifier`, ``ecowatch train classifier``.
+- :mod:`~ecowatch.classify.config`, :mod:`~ecowatch.classify.train`: ``conf/classifier.yaml`` and
+  :func:`train_classifier` (the command is ``ecowatch train classifier``, in ``pipelines/train.py``).
 - :mod:`~ecowatch.classify.predict`, :mod:`~ecowatch.classify.writer`, :mod:`~ecowatch.classify.stage`:
   batched inference on store detections and :func:`classify_stage`, the stage pipelines call.
 
@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ecowatch.classify.checkpoint import SpeciesClassifier, load_classifier, save_classifier
-    from ecowatch.classify.cli import classifier_command
     from ecowatch.classify.stage import ClassifySummary, classify_stage, resolve_classifier
     from ecowatch.classify.train import TrainingResult, train_classifier
 
@@ -37,7 +36,6 @@ __all__ = [
     "ClassifySummary",
     "SpeciesClassifier",
     "TrainingResult",
-    "classifier_command",
     "classify_stage",
     "load_classifier",
     "resolve_classifier",
@@ -49,7 +47,6 @@ _LAZY = {
     "SpeciesClassifier": "ecowatch.classify.checkpoint",
     "load_classifier": "ecowatch.classify.checkpoint",
     "save_classifier": "ecowatch.classify.checkpoint",
-    "classifier_command": "ecowatch.classify.cli",
     "ClassifySummary": "ecowatch.classify.stage",
     "classify_stage": "ecowatch.classify.stage",
     "resolve_classifier": "ecowatch.classify.stage",

@@ -146,13 +146,19 @@ class TrainConfig(_Strict):
         max_steps: stop after this many optimiser steps (None: no limit; for smoke tests).
         max_minutes: stop training after this many minutes (None: no limit). The learning-rate
             schedule still assumes ``max_epochs``; size them together.
-        batch_size: crops per batch.
+        batch_size: crops per optimiser step, over all processes (the global batch): with
+            ``devices`` x ``num_nodes`` processes each takes an equal share, so the same
+            configuration optimises the same way on one device or many. Must divide evenly.
         lr: peak learning rate (one-cycle schedule).
         weight_decay: AdamW weight decay.
         warmup_fraction: share of the steps spent warming up.
         workers: DataLoader processes (0 = in-process).
         accelerator: ``auto`` (a GPU when present), ``cpu`` or ``gpu``.
-        devices: devices of that accelerator.
+        devices: devices of that accelerator per node; on CPU, processes (each with its share of
+            the cores unless ``threads`` is set).
+        num_nodes: machines (SLURM or torchrun sets the ranks; see docs/cluster.md).
+        strategy: Lightning strategy; ``auto`` is ``ddp`` (one process per device, gradients
+            all-reduced; ``gloo`` on CPU, ``nccl`` on GPUs) when more than one process trains.
         precision: ``auto`` (bf16-mixed on a GPU that has it, else 16-mixed on a GPU, 32-true on
             CPU) or a Lightning precision.
         threads: torch CPU threads (None: every core).
@@ -170,10 +176,27 @@ class TrainConfig(_Strict):
     workers: int = Field(2, ge=0, le=256)
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     devices: int = Field(1, ge=1, le=1024)
+    num_nodes: int = Field(1, ge=1, le=4096)
+    strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"] = "auto"
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
     threads: int | None = Field(None, ge=1, le=1024)
     seed: int = 0
     val_every_n_epochs: int = Field(5, ge=1)
+
+    @property
+    def world_size(self) -> int:
+        """Training processes: ``devices`` x ``num_nodes``."""
+        return self.devices * self.num_nodes
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> TrainConfig:
+        if self.batch_size % self.world_size:
+            raise ValueError(
+                f"train.batch_size {self.batch_size} (the global batch) does not divide among "
+                f"{self.world_size} processes (devices {self.devices} x num_nodes {self.num_nodes}); "
+                f"use a multiple of {self.world_size}, e.g. {self.batch_size // self.world_size * self.world_size or self.world_size}"
+            )
+        return self
 
 
 class OpenSetConfig(_Strict):

@@ -92,8 +92,10 @@ class TrainingResult:
         val: validation figures.
         test: test figures (None without a test split).
         epochs: epochs run.
-        train_seconds: wall time of the training loop (validation excluded).
-        train_images_per_second: training crops per second of that loop.
+        steps: optimiser steps run (the same for one process and for DDP at the same global batch).
+        world_size: training processes (DDP ranks).
+        train_seconds: wall time of the training loop (validation excluded), of rank 0.
+        train_images_per_second: training crops per second of that loop, over all processes.
         seconds: wall time of the whole run.
         mlflow_run_id: the MLflow run, or None without tracking.
         registered_uri: ``models:/<name>/<version>`` of the registered version, or None.
@@ -110,6 +112,8 @@ class TrainingResult:
     val: SetFigures
     test: SetFigures | None
     epochs: int = 0
+    steps: int = 0
+    world_size: int = 1
     train_seconds: float = 0.0
     train_images_per_second: float = 0.0
     seconds: float = 0.0
@@ -122,6 +126,8 @@ class TrainingResult:
             "temperature": self.temperature,
             "unknown.threshold": self.open_set.threshold,
             "train.epochs": self.epochs,
+            "train.steps": self.steps,
+            "train.processes": self.world_size,
             "train.seconds": self.train_seconds,
             "train.images_per_s": self.train_images_per_second,
             **{f"crops.{k}": v for k, v in self.crops.items()},
@@ -154,11 +160,32 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "32-true"
 
 
-def set_threads(threads: int | None) -> int:
-    """Set torch's CPU threads (every core when None) and return the number set."""
-    count = threads or os.cpu_count() or 1
+def set_threads(threads: int | None, *, processes: int = 1) -> int:
+    """Set torch's CPU threads and return the number set.
+
+    Args:
+        threads: threads to use; None shares every core among ``processes`` (at least one each).
+        processes: training processes on this machine (DDP on CPU runs one per device).
+    """
+    count = threads or max(1, (os.cpu_count() or 1) // processes)
     torch.set_num_threads(count)
     return count
+
+
+def launch_rank() -> int:
+    """The global rank of this process in a multi-process launch, read before Lightning starts one.
+
+    ``RANK`` (torchrun), ``SLURM_PROCID`` (srun), else Lightning's own launcher's ``NODE_RANK`` x
+    processes per node + ``LOCAL_RANK``: 0 in a single process and in the process that launches the
+    others. Only rank 0 tracks, evaluates and writes the checkpoint.
+    """
+    for key in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    node = int(os.environ.get("NODE_RANK", "0") or 0)
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "0") or 0) or max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
+    return node * per_node + local if node else local
 
 
 def train_classifier(
@@ -173,8 +200,12 @@ def train_classifier(
     fast_dev_run: bool = False,
     weights_dir: Path | None = None,
     extra_params: Mapping[str, Any] | None = None,
-) -> TrainingResult:
+) -> TrainingResult | None:
     """Train, calibrate, evaluate, save and (optionally) log and register a species classifier.
+
+    With ``train.devices`` x ``train.num_nodes`` > 1 it trains with Lightning's DDP: Lightning
+    starts the other processes (or torchrun / SLURM did), every process trains on its share of each
+    global batch, and only rank 0 logs to MLflow, calibrates, evaluates and writes the checkpoint.
 
     Args:
         config: the training configuration (``conf/classifier.yaml``).
@@ -191,7 +222,7 @@ def train_classifier(
         extra_params: more parameters to log (e.g. the data's origin).
 
     Returns:
-        The checkpoint, figures and where it was logged.
+        The checkpoint, figures and where it was logged; None in DDP processes other than rank 0.
 
     Raises:
         InputDataError: no labelled crops, classes missing from the taxonomy, or no class left after
@@ -204,7 +235,9 @@ def train_classifier(
     started = time.perf_counter()
     cfg = config
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    set_threads(cfg.train.threads)
+    set_threads(cfg.train.threads, processes=cfg.train.devices if cfg.train.accelerator == "cpu" or
+                not torch.cuda.is_available() else 1)
+    rank = launch_rank()
     excluded = set(cfg.data.exclude_taxa)
     sources = [s for s in sources if s.taxon_id and s.taxon_id not in excluded]
     if not sources:
@@ -226,12 +259,14 @@ def train_classifier(
     split = _split(crops, class_ids, cfg)
     params = _params(cfg, split, taxonomy, extra_params)
 
-    target = tracking if cfg.tracking.enabled else None
+    target = tracking if cfg.tracking.enabled and rank == 0 else None
     with tracked_run(target, experiment=cfg.tracking.experiment, run_name=f"train-{cfg.model.name}",
                      tags={"ecowatch.kind": "train-classifier", "ecowatch.backbone": cfg.model.backbone}) as tracker:
         tracker.log_params(params)
         datamodule, task, timer, trainer = _fit(cfg, crops, taxonomy, split, preprocessing, progress_bar=progress_bar,
                                                 fast_dev_run=fast_dev_run, weights_dir=weights_dir)
+        if trainer.global_rank != 0:  # DDP: the weights are the same on every rank; rank 0 does the rest
+            return None
         network = task.model.eval()
         logits = {name: _logits(network, datamodule.loader(name), task.device) for name in datamodule.datasets}
         labels = {name: torch.tensor(data.labels, dtype=torch.long) for name, data in datamodule.datasets.items()}
@@ -252,7 +287,8 @@ def train_classifier(
             checkpoint=checkpoint, model_name=cfg.model.name, model_version=checkpoint_version(checkpoint),
             taxonomy=taxonomy, split=split, crops={k: len(v) for k, v in datamodule.datasets.items()},
             temperature=temperature, open_set=open_set, val=figures["val"], test=figures.get("test"),
-            epochs=trainer.current_epoch, train_seconds=timer.seconds, train_images_per_second=timer.rate,
+            epochs=trainer.current_epoch, steps=trainer.global_step, world_size=trainer.world_size,
+            train_seconds=timer.seconds, train_images_per_second=timer.rate,
             mlflow_run_id=tracker.run_id,
         )
         result.seconds = time.perf_counter() - started
@@ -320,7 +356,7 @@ class _Timer:
             def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                                    batch_idx: int) -> None:
                 timer.seconds += time.perf_counter() - timer._started
-                timer.images += len(batch[1])
+                timer.images += len(batch[1]) * trainer.world_size  # every rank steps at once
 
         return TrainTimer()
 
@@ -335,7 +371,7 @@ def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTax
 
     t = cfg.train
     datamodule = ClassifierDataModule(
-        crops, taxonomy=taxonomy, split=split, preprocessing=preprocessing, batch_size=t.batch_size,
+        crops, taxonomy=taxonomy, split=split, preprocessing=preprocessing, batch_size=t.batch_size // t.world_size,
         workers=t.workers, balance_power=cfg.data.balance_power, seed=t.seed, preload=cfg.data.preload,
         augment_scale=cfg.data.augment_scale,
     )
@@ -348,8 +384,10 @@ def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTax
         weights_dir=str(weights_dir) if weights_dir else None,
     )
     timer = _Timer()
+    strategy = "ddp" if t.strategy == "auto" and t.world_size > 1 else t.strategy
     trainer = L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, precision=resolve_precision(t.precision, t.accelerator),
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=strategy,
+        precision=resolve_precision(t.precision, t.accelerator),
         max_epochs=t.max_epochs, max_steps=t.max_steps or -1,
         max_time={"minutes": t.max_minutes} if t.max_minutes else None,
         check_val_every_n_epoch=t.val_every_n_epochs, num_sanity_val_steps=0,

@@ -6,13 +6,14 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from ecowatch.classify.checkpoint import load_classifier
-from ecowatch.classify.cli import classifier_command
 from ecowatch.classify.config import load_classifier_config
 from ecowatch.errors import ConfigError
+from pipelines.train import train_group
+
+from .data import write_training_project
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,36 +32,14 @@ def test_training_result_carries_checkpoint_and_figures(tiny_classifier) -> None
     assert metrics["val.nll_after"] <= metrics["val.nll_before"] + 1e-9  # the temperature never worsens val NLL
 
 
-def _project(root: Path, dump: Path) -> Path:
-    (root / "conf").mkdir(parents=True)
-    (root / "data_catalog").mkdir()
-    datasets = {
-        "images": {"type": "sdcard_dump", "path": str(dump / "dump")},
-        "labels": {"type": "coco_camera_traps", "path": str(dump / "coco_camera_traps.json")},
-        "taxonomy": {"type": "taxonomy_csv", "path": str(dump / "taxonomy.csv")},
-        "models": {"type": "model_dir", "path": "work/models"},
-        "tracking": {"type": "mlflow_tracking", "path": "work/mlflow/mlflow.db"},
-    }
-    (root / "data_catalog" / "catalog.yaml").write_text(yaml.safe_dump({"datasets": datasets}))
-    conf = yaml.safe_load((REPO / "conf" / "classifier.yaml").read_text())  # the shipped file, shrunk
-    conf["datasets"] = {name: name for name in datasets}
-    conf["data"].update(crop_size=40, input_size=32, cache_workers=0, split={"val_fraction": 0.25,
-                                                                          "test_fraction": 0.25, "seed": 0})
-    conf["model"].update(backbone="mobilenet_v3_small", pretrained=False)
-    conf["train"].update(max_epochs=1, batch_size=8, workers=0, threads=1, accelerator="cpu", val_every_n_epochs=1)
-    path = root / "conf" / "classifier.yaml"
-    path.write_text(yaml.safe_dump(conf))
-    return path
-
-
 def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     from ecowatch.tracking import tracking_target
 
-    conf = _project(tmp_path / "project", tiny_dump)
+    conf = write_training_project(tmp_path / "project", tiny_dump)
     held_out = "sus_scrofa"
-    result = CliRunner().invoke(classifier_command, ["--config", str(conf), "--set", "train.max_steps=2",
+    result = CliRunner().invoke(train_group, ["classifier", "--config", str(conf), "--set", "train.max_steps=2",
                                                      "--set", f"data.holdout_species=[{held_out}]"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "registered: models:/ecowatch-species/1 (alias challenger)" in result.output
@@ -84,7 +63,7 @@ def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
 def test_shipped_config_loads_and_errors_name_the_key(tiny_dump: Path, tmp_path: Path) -> None:
     loaded = load_classifier_config(REPO / "conf" / "classifier.yaml")
     assert loaded.config.model.backbone in ("resnet18", "mobilenet_v3_small", "regnet_y_400mf")
-    conf = _project(tmp_path / "p", tiny_dump)
+    conf = write_training_project(tmp_path / "p", tiny_dump)
     with pytest.raises(ConfigError, match=r"train\.max_epoch: unknown key"):
         load_classifier_config(conf, overrides={"train.max_epoch": 3})
     with pytest.raises(ConfigError, match=r"model\.backbone: .*not registered"):

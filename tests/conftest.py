@@ -1,5 +1,6 @@
 """Shared test fixtures: a throw-away ecowatch project (conf + catalog) around any data, MegaDetector's
-validator, and no network for any test (a test that tries to connect or resolve a name fails)."""
+validator, and no network for any test (a test that tries to connect off this machine or resolve a
+name other than localhost fails)."""
 
 from __future__ import annotations
 
@@ -84,19 +85,29 @@ def md_validator():
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
+# This machine only: servers that tests start themselves (PostgreSQL, an MLflow server) listen here.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 @pytest.fixture(scope="session")
 def network_attempts() -> Iterator[list[str]]:
-    """Block every IP connection and DNS lookup for the session; record the attempts."""
+    """Block every IP connection and DNS lookup off this machine for the session; record the attempts.
+
+    Loopback addresses and Unix sockets stay open: tests talk to servers they started themselves.
+    """
     attempts: list[str] = []
     real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
 
     def connect(self: socket.socket, address: object) -> None:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0] if isinstance(address, tuple) else None
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in LOOPBACK_HOSTS:
             attempts.append(f"connect {address}")
             raise OSError(f"network access blocked in tests: connect {address}")
         return real_connect(self, address)
 
     def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if (host.decode() if isinstance(host, bytes) else host) in LOOPBACK_HOSTS:
+            return real_getaddrinfo(host, *args, **kwargs)
         attempts.append(f"getaddrinfo {host}")
         raise socket.gaierror(f"network access blocked in tests: {host}")
 

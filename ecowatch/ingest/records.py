@@ -68,9 +68,8 @@ def upsert_deployments(store: Store, deployments: Sequence[Deployment]) -> int:
                 existing[rec["deployment_id"]] = dict(rec)
         for dep_id in sorted(rows):
             row = rows[dep_id]
-            if dep_id not in existing:
-                conn.execute(table.insert().values(**row))
-                changed += 1
+            if dep_id not in existing:  # insert-ignore: another process may have inserted it meanwhile
+                changed += store.insert_ignore(conn, table, [row])
             elif existing[dep_id] != row:
                 conn.execute(table.update().where(table.c.deployment_id == dep_id).values(**row))
                 changed += 1
@@ -82,8 +81,8 @@ def upsert_dump(store: Store, dump_id: str, root: Path) -> None:
     table = S.dumps
     with store.transaction() as conn:
         found = conn.execute(sa.select(table.c.root).where(table.c.dump_id == dump_id)).scalar_one_or_none()
-        if found is None:
-            conn.execute(table.insert().values(dump_id=dump_id, root=str(root)))
+        if found is None:  # insert-ignore: parallel runs on a new store may record the dump at once
+            store.insert_ignore(conn, table, [{"dump_id": dump_id, "root": str(root)}])
         elif found != str(root):
             conn.execute(table.update().where(table.c.dump_id == dump_id).values(root=str(root)))
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -34,6 +36,31 @@ from ecowatch.tables import taxon_id_for
 SOURCE = "detector"
 OBSERVATION_TYPE = {"animal": "animal", "person": "human", "vehicle": "vehicle"}
 HUMAN_TAXON = taxon_id_for("Homo sapiens")
+
+
+def superseded_unnamed_ids(observations: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Ids of the detector's unnamed animal observations that a named one replaces.
+
+    The detector records "an animal" per image before the classifier and the fuser name it; once
+    an animal observation of the same media file names a taxon, the unnamed media-level one
+    describes the same animal, and counting or exporting both would count it twice. Reports and
+    exports leave these out (they stay in the store).
+
+    Args:
+        observations: rows with ``observation_id``, ``level``, ``observation_type``, ``media_id``
+            and ``taxon_id`` (None, NaN or "" when unnamed).
+
+    Returns:
+        The ``observation_id`` of each superseded row.
+    """
+    rows = list(observations)
+    animal = [r for r in rows if r["observation_type"] == "animal" and r["level"] == "media"]
+    named_media = {r["media_id"] for r in animal if _named(r["taxon_id"])}
+    return {r["observation_id"] for r in animal if not _named(r["taxon_id"]) and r["media_id"] in named_media}
+
+
+def _named(taxon_id: object) -> bool:
+    return isinstance(taxon_id, str) and taxon_id != ""
 
 
 @dataclass

@@ -50,6 +50,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ecowatch.detect.observations import superseded_unnamed_ids
 from ecowatch.errors import ConfigError, InputDataError
 from ecowatch.store import Store
 from ecowatch.store import schema as S
@@ -522,12 +523,16 @@ def export_camtrap_dp(
     unnamed: set[str] = set()
     names: dict[str, str] = {}
     obs_rows, dropped = [], 0
-    for obs in _select(store, sa.select(S.observations).order_by(S.observations.c.observation_id)):
+    stored = list(_select(store, sa.select(S.observations).order_by(S.observations.c.observation_id)))
+    superseded = superseded_unnamed_ids(stored)  # the detector's "an animal" where a species is named
+    for obs in stored:
         if dump_id is not None and (
             (obs["level"] == "event" and obs["sequence_id"] not in ctx.sequence_span)
             or (obs["level"] == "media" and obs["media_id"] not in dump_media)
         ):
             continue  # another dump's observation
+        if obs["observation_id"] in superseded:
+            continue
         row = _observation_row(obs, ctx, names, unnamed)
         if row is None:
             dropped += 1

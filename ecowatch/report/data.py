@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from ecowatch.detect.observations import superseded_unnamed_ids
 from ecowatch.errors import EcowatchError
 from ecowatch.store import Store
 from ecowatch.store import schema as S
@@ -304,18 +305,15 @@ def animal_records(data: ReportData) -> RecordsResult:
 
 
 def superseded_unnamed(observations: pd.DataFrame) -> pd.Series:
-    """Media-level animals without a taxon on a media file where another animal observation names one.
+    """The detector's unnamed animal observations that a named one on the same media file replaces.
 
-    The detector records "an animal" per image before the classifier names it; once a taxon is
-    named for that image, the unnamed observation describes the same animal and is not counted.
+    See :func:`ecowatch.detect.observations.superseded_unnamed_ids` (the rule exports share).
 
     Returns:
         A boolean mask aligned with ``observations``.
     """
-    animal = (observations["observation_type"] == "animal") & (observations["level"] == "media")
-    named = observations["taxon_id"].notna() & (observations["taxon_id"] != "")
-    named_media = set(observations.loc[animal & named, "media_id"].dropna())
-    return animal & ~named & observations["media_id"].isin(named_media)
+    columns = ["observation_id", "level", "observation_type", "media_id", "taxon_id"]
+    return observations["observation_id"].isin(superseded_unnamed_ids(observations[columns].to_dict("records")))
 
 
 def image_times(data: ReportData) -> pd.DataFrame:

@@ -126,6 +126,36 @@ def test_nightly_run_exports_a_valid_package(nightly_project, tmp_path: Path, no
     store.dispose()
 
 
+@needs_schemas
+def test_a_named_animal_replaces_the_detectors_unnamed_one_in_the_package(nightly_project, tmp_path: Path,
+                                                                           no_network) -> None:
+    """Once the fuser names an image's animal, the detector's "an animal" row of that image is not exported."""
+    conf, tiny = nightly_project
+    store = open_store(conf.parent.parent / "work" / "results.sqlite")
+    with store.engine.connect() as conn:
+        unnamed = conn.execute(sa.select(S.observations).where(
+            S.observations.c.observation_type == "animal", S.observations.c.taxon_id.is_(None),
+            S.observations.c.level == "media")).mappings().first()  # fmt: skip
+    if unnamed is None:
+        pytest.skip("the tiny detector found no animal in this dump")
+    named = {**dict(unnamed), "observation_id": "fused-test-1", "taxon_id": "vulpes_vulpes", "taxon_rank": "species",
+             "source": "classifier+prior"}
+    with store.transaction() as conn:
+        store.insert_ignore(conn, S.observations, [named])
+    try:
+        out = export_camtrap_dp(store, tmp_path / "pkg", dump_id="dump", project=PROJECT,
+                                taxonomy=read_taxonomy(tiny / "taxonomy.csv"))  # fmt: skip
+        assert validate_camtrap_dp(out, schema_dir=SCHEMAS).valid
+        exported = {o["observationID"]: o for o in _read(out / "observations.csv")}
+        assert "fused-test-1" in exported and exported["fused-test-1"]["scientificName"] == "Vulpes vulpes"
+        assert unnamed["observation_id"] not in exported  # superseded, still in the store
+        assert store.count(S.observations, S.observations.c.observation_id == unnamed["observation_id"]) == 1
+    finally:
+        with store.transaction() as conn:
+            conn.execute(S.observations.delete().where(S.observations.c.observation_id == "fused-test-1"))
+        store.dispose()
+
+
 @pytest.mark.slow
 @needs_schemas
 def test_export_commands_on_the_configured_store(nightly_project, no_network, monkeypatch: pytest.MonkeyPatch) -> None:

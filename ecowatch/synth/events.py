@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecowatch.sun import sun_elevation_deg
 from ecowatch.synth.bodies import Pose
 from ecowatch.synth.deployments import DeploymentPlan
-from ecowatch.synth.geo import sun_elevation_deg
 from ecowatch.synth.spec import DumpSpec
 from ecowatch.synth.species import DOMESTIC_CAT_VARIANTS, Individual
 from ecowatch.synth.taxa import (

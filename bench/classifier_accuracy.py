@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any other configuration override, e.g. train.lr=0.003")
     parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (workdir/mlflow)")
+    parser.add_argument("--install", default=None, metavar="PATH",
+                        help="copy the trained checkpoint there (the bundled default: "
+                             "ecowatch/classify/bundled/ecowatch-species-synth.ckpt)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -91,7 +94,8 @@ def main() -> None:
     from ecowatch.classify.config import ClassifierTrainingConfig
     from ecowatch.classify.crops import sources_from_coco
     from ecowatch.classify.evaluate import pair_report
-    from ecowatch.classify.train import launch_rank, train_classifier
+    from ecowatch.classify.train import train_classifier
+    from ecowatch.distributed import launch_rank
     from ecowatch.tables import read_taxonomy
     from ecowatch.tracking import tracking_target
 
@@ -176,6 +180,12 @@ def main() -> None:
         print("  AUROC of each open-set score on the same crops: " + ", ".join(
             f"{m} {v:.3f}" for m, v in test.unknown_auroc_by_method.items()))
     print(f"\ncheckpoint: {result.checkpoint} (version {result.model_version})")
+    if args.install:
+        import shutil
+
+        Path(args.install).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(result.checkpoint, args.install)
+        print(f"installed: {args.install} ({Path(args.install).stat().st_size / 1e6:.1f} MB)")
     if result.registered_uri:
         print(f"registered: {result.registered_uri}; MLflow run {result.mlflow_run_id} in {target.tracking_uri}")
 

@@ -203,9 +203,15 @@ class DetectConfig(_Strict):
         batch_size: images per forward pass (and per store transaction).
         workers: DataLoader processes that decode and letterbox images in parallel (0 = in-process).
         accelerator: ``auto`` (a GPU when present), ``cpu`` or ``gpu``.
-        devices: number of devices of that accelerator to use (1 in-process).
+        devices: prediction processes per machine: one per GPU, or CPU processes sharing the cores.
+            More than one (or ``num_nodes`` > 1) runs detection, and classification after it, with
+            Lightning's DDP: each process predicts a disjoint share of the images into its own shard
+            and rank 0 merges the shards into the store (see :mod:`ecowatch.shards`). Under torchrun
+            or SLURM the launcher's process count is used instead.
+        num_nodes: machines taking part (Lightning's ``num_nodes``; see docs/cluster.md).
         half: run the network in fp16 on a GPU (ignored on CPU, where fp16 is slow and inexact).
-        threads: torch CPU threads for the forward pass; None = every core (``os.cpu_count()``).
+        threads: torch CPU threads for the forward pass, per process; None = this machine's cores
+            shared among its processes (``os.cpu_count() // devices``).
         allow_download: fetch registry weights from their published URL when they are not in the
             cache yet. Off by default: nothing reaches the network unless asked; a missing file is
             then an error that names the cache path to put it in and the URL to get it from.
@@ -228,6 +234,7 @@ class DetectConfig(_Strict):
     workers: int = Field(2, ge=0, le=256)
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     devices: int = Field(1, ge=1, le=1024)
+    num_nodes: int = Field(1, ge=1, le=1024)
     half: bool = True
     threads: int | None = Field(None, ge=1, le=1024)
     allow_download: bool = False
@@ -251,7 +258,10 @@ class ClassifyConfig(_Strict):
         workers: DataLoader processes that decode images and cut crops (0 = in-process).
         accelerator: ``auto`` (a GPU when present), ``cpu`` or ``gpu``.
         half: run in 16-bit mixed precision on a GPU (bf16 where supported; ignored on CPU).
-        threads: torch CPU threads; None = every core.
+        threads: torch CPU threads, per process; None = this machine's cores shared among its processes.
+
+    In a nightly run the classifier runs in the detect stage's processes (``detect.devices`` x
+    ``detect.num_nodes``, or torchrun / SLURM): they are started once, for both stages.
     """
 
     model: str | None = Field(None, min_length=1)
@@ -262,6 +272,41 @@ class ClassifyConfig(_Strict):
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     half: bool = True
     threads: int | None = Field(None, ge=1, le=1024)
+
+
+class FuseConfig(_Strict):
+    """The context fuser: classifier scores x place/season/time prior -> labelled observations.
+
+    The stage (:func:`ecowatch.context.fuse_stage`) runs after classify when a classifier is
+    configured; the decision is :func:`ecowatch.context.fusion.fuse_detection`, whose module
+    docstring explains each threshold.
+
+    Attributes:
+        enabled: run the fuse stage (when ``classify.model`` is set).
+        context: catalog name of the context-model artefact (a knowledge-graph JSON built by
+            ``ecowatch train context``); None: no prior (labels from the classifier
+            alone, still rolled up and voted per sequence).
+        place_weight: exponent (0..1) of the place/season prior ratio; fitted on validation sites
+            by ``bench/fusion.py`` (0 = ignore the place, 1 = full Bayes).
+        activity_weight: exponent (0..1) of the time-of-day ratio; fitted likewise.
+        min_prior_information_nats: the prior is applied only where it differs from the global
+            prior by at least this Kullback-Leibler divergence (nats); else the classifier decides.
+        range_outside_factor: multiplier (0..1] of a species' probability outside its range map
+            (a soft geofence; 1 ignores range maps).
+        unknown_min_score: open-set score (0..1) from which a detection is an unknown animal.
+        species_min_score: fused probability (0..1) a species needs to be the label.
+        rollup_min_score: summed probability (0..1) a genus, family, ... needs to be the label.
+    """
+
+    enabled: bool = True
+    context: str | None = Field(None, min_length=1)
+    place_weight: float = Field(1.0, ge=0.0, le=1.0)
+    activity_weight: float = Field(1.0, ge=0.0, le=1.0)
+    min_prior_information_nats: float = Field(0.01, ge=0.0)
+    range_outside_factor: float = Field(0.05, gt=0.0, le=1.0)
+    unknown_min_score: float = Field(0.5, ge=0.0, le=1.0)
+    species_min_score: float = Field(0.9, ge=0.0, le=1.0)
+    rollup_min_score: float = Field(0.9, ge=0.0, le=1.0)
 
 
 class DatasetNames(_Strict):
@@ -347,6 +392,7 @@ class RunConfig(_Strict):
     ingest: IngestConfig = IngestConfig()
     detect: DetectConfig = DetectConfig()
     classify: ClassifyConfig = ClassifyConfig()
+    fuse: FuseConfig = FuseConfig()
     tracking: TrackingConfig = TrackingConfig()
     report: ReportConfig = ReportConfig()
 

@@ -67,6 +67,8 @@ def _nightly(loaded: LoadedConfig, *, ingest_only: bool = False) -> None:
     finally:
         if not closed:
             close()
+    if summary is None:  # a prediction process beside rank 0 (several processes): rank 0 reports the run
+        return
     ing, det = summary.ingest, summary.detect
     click.echo(f"nightly run {summary.run_id} on {summary.dump_id!r} finished in {summary.seconds:.1f} s")
     click.echo(f"  files: {ing.files_seen} seen, {ing.files_new} new, {ing.files_already_ingested} already ingested")

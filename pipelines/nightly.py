@@ -1,5 +1,7 @@
-"""The nightly run: SD-card dump -> ingest -> detect -> static false positives -> observations
--> exports (MegaDetector JSON) -> HTML report (classify and fuse join when they exist).
+"""The nightly run: SD-card dump -> ingest -> detect -> static false positives -> [classify] ->
+observations -> exports (MegaDetector JSON) -> [fuse] -> HTML report (classify and fuse run when a
+classifier is configured; fused observations are written beside the detector's, see
+:mod:`ecowatch.context.stage`).
 
 Each stage is a library function; this module only wires them, records the run in the results
 store and in MLflow, and returns a summary. Stages are idempotent, so a killed run is resumed by
@@ -16,9 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ecowatch.config import LoadedConfig
+from ecowatch.context.stage import FuseSummary
 from ecowatch.detect import DetectSummary, detect_stage
 from ecowatch.detect.observations import DetectorObservationSummary, write_detector_observations
 from ecowatch.detect.static_fp import StaticFPSummary, flag_static_false_positives
+from ecowatch.distributed import ProcessWorld, init_process_group, launch_world
 from ecowatch.formats.megadetector_json import export_megadetector_json
 from ecowatch.ingest import IngestSummary, ingest_dump
 from ecowatch.report import ReportSummary
@@ -52,12 +56,17 @@ class NightlySummary:
     media_per_deployment: dict[str, int]
     flags_total: dict[str, int]
     seconds: float
+    fuse: FuseSummary | None = None
 
 
 def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | None = None,
                 on_stage: Callable[[str], None] | None = None, progress_bar: bool = False,
-                ingest_only: bool = False) -> NightlySummary:
+                ingest_only: bool = False) -> NightlySummary | None:
     """Run every nightly stage that exists on the configured dump.
+
+    With several prediction processes (``detect.devices`` x ``detect.num_nodes`` > 1, or torchrun /
+    SLURM; see :mod:`ecowatch.distributed`) every process runs this function: rank 0 runs the whole
+    night, the others only the prediction stages (detect, classify), whose rows rank 0 merges.
 
     Args:
         loaded: a validated configuration (see :func:`ecowatch.config.load_config`).
@@ -67,7 +76,8 @@ def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | No
         ingest_only: stop after the ingest stage (``ecowatch ingest``).
 
     Returns:
-        The run's summary (also recorded in the store's ``runs`` table and in MLflow).
+        The run's summary (also recorded in the store's ``runs`` table and in MLflow); None in the
+        prediction processes other than rank 0.
 
     Raises:
         CatalogError: the dump or deployments table is missing.
@@ -86,6 +96,14 @@ def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | No
     params = {"dump": names.dump, "dump_root": str(dump_root), "deployments": len(deployments),
               "config": str(loaded.source), **{f"ingest.{k}": v for k, v in cfg.ingest.model_dump().items()},
               **_flat("detect", cfg.detect.model_dump())}
+    world = launch_world(devices=cfg.detect.devices, num_nodes=cfg.detect.num_nodes)
+    if not world.is_main:  # started beside rank 0 (by Lightning, torchrun or SLURM): predict only, no run of its own
+        if not ingest_only:
+            _prediction_process(loaded, world, dump_root=dump_root, models_dir=models_dir,
+                                tracking_uri=target.tracking_uri if target else None)
+        return None
+    if not ingest_only:  # torchrun / SLURM: join the others now; they wait for the ingest in the detect stage
+        init_process_group(world, accelerator=cfg.detect.accelerator)
     store = open_store(catalog.location(names.store))
     run_id = store.start_run("nightly", params)
     try:
@@ -96,13 +114,16 @@ def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | No
             ingest = ingest_dump(store, dump_root=dump_root, dump_id=names.dump, deployments=deployments,
                                  config=cfg.ingest, run_id=run_id, on_progress=on_progress)
             tracker.log_metrics(ingest_metrics(ingest))
-            detect = static_fp = observations = None
+            detect = static_fp = observations = fuse = None
             exports: dict[str, Path] = {}
             if not ingest_only:
                 detect, static_fp, observations, exports = _detect_stages(
                     loaded, store, tracker, dump_root=dump_root, run_id=run_id, models_dir=models_dir,
                     exports_dir=exports_dir, tracking_uri=target.tracking_uri if target else None,
-                    stage=stage, progress_bar=progress_bar)
+                    stage=stage, progress_bar=progress_bar, world=world)
+                fuse = _fuse_stage(loaded, store, tracker, run_id=run_id, models_dir=models_dir, stage=stage,
+                                   tracking_uri=target.tracking_uri if target else None,
+                                   detector_version=detect.detector_version)
             if tracker.enabled:
                 with tempfile.TemporaryDirectory() as tmp:
                     failures = Path(tmp) / "flagged_media.csv"
@@ -114,6 +135,8 @@ def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | No
             if detect is not None:
                 counts.update({"detect": asdict(detect), "observations": observations.per_type,
                                "static_fp": static_fp.flagged})
+            if fuse is not None:
+                counts["fuse"] = asdict(fuse)
             # the data stages are done: the report shows this run as finished (a failing report marks it failed)
             store.finish_run(run_id, status="finished", counts=counts, mlflow_run_id=tracker.run_id)
             report = None
@@ -123,7 +146,7 @@ def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | No
             summary = NightlySummary(run_id, tracker.run_id, names.dump, catalog.location(names.store), ingest,
                                      detect, static_fp, observations, exports, report,
                                      media_per_deployment(store, names.dump), flag_counts(store, names.dump),
-                                     time.perf_counter() - started)
+                                     time.perf_counter() - started, fuse)
         return summary
     except BaseException:
         store.finish_run(run_id, status="failed", counts={})
@@ -176,25 +199,26 @@ def _flat(prefix: str, value: object) -> dict[str, object]:
 
 def _detect_stages(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, dump_root: Path, run_id: str,
                    models_dir: Path, exports_dir: Path, tracking_uri: str | None, stage: Callable[[str], None],
-                   progress_bar: bool
+                   progress_bar: bool, world: ProcessWorld
                    ) -> tuple[DetectSummary, StaticFPSummary, DetectorObservationSummary, dict[str, Path]]:
     """Detection, static false positives, detector observations and the MegaDetector export."""
     cfg, dump_id = loaded.config, loaded.config.datasets.dump
     stage("detect")
     detect = detect_stage(store, dump_root=dump_root, dump_id=dump_id, config=cfg.detect, run_id=run_id,
-                          cache_dir=models_dir, tracking_uri=tracking_uri, progress_bar=progress_bar)
+                          cache_dir=models_dir, tracking_uri=tracking_uri, progress_bar=progress_bar, world=world)
     tracker.set_tags({"ecowatch.detector": detect.detector_name, "ecowatch.detector_version": detect.detector_version})
     tracker.log_metrics(detect_metrics(detect))
     stage("static false positives")
     static_fp = flag_static_false_positives(store, dump_id=dump_id, detector_version=detect.detector_version,
                                             config=cfg.detect.static_fp)
-    if cfg.classify.model:  # species scores per animal box (the fuser that turns them into observations is to come)
+    if cfg.classify.model:  # species scores per animal box (the fuse stage turns them into observations)
         from ecowatch.classify import classify_stage
 
         stage("classify")
         classify = classify_stage(store, dump_root=dump_root, dump_id=dump_id, config=cfg.classify, run_id=run_id,
                                   cache_dir=models_dir, tracking_uri=tracking_uri,
-                                  detector_version=detect.detector_version, progress_bar=progress_bar)
+                                  detector_version=detect.detector_version, progress_bar=progress_bar,
+                                  world=world)
         tracker.set_tags({"ecowatch.classifier": classify.model_name,
                           "ecowatch.classifier_version": classify.model_version})
         tracker.log_metrics({f"classify.{k}": float(v) for k, v in asdict(classify).items()
@@ -207,3 +231,50 @@ def _detect_stages(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, du
     exports = {"megadetector": export_megadetector_json(
         store, exports_dir / dump_id / "megadetector.json", dump_id=dump_id, detector_version=detect.detector_version)}
     return detect, static_fp, observations, exports
+
+
+def _fuse_stage(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, run_id: str, models_dir: Path,
+                stage: Callable[[str], None], tracking_uri: str | None, detector_version: str) -> FuseSummary | None:
+    """Fused observations (classifier x context prior, sequence vote, roll-up) beside the detector's.
+
+    Skipped without a classifier (the detector's taxon-less observations stay the only ones) or
+    with ``fuse.enabled: false``.
+    """
+    cfg = loaded.config
+    if not (cfg.classify.model and cfg.fuse.enabled):
+        return None
+    from ecowatch.context import fuse_stage
+
+    stage("fuse")
+    fuse = fuse_stage(store, dump_id=cfg.datasets.dump, classify=cfg.classify, config=cfg.fuse, run_id=run_id,
+                      cache_dir=models_dir, tracking_uri=tracking_uri, detector_version=detector_version,
+                      context_path=loaded.catalog.get(cfg.fuse.context).path if cfg.fuse.context else None)
+    tracker.set_tags({"ecowatch.context_version": fuse.context_version or "none"})
+    tracker.log_metrics({"fuse.detections": fuse.detections, "fuse.prior_applied": fuse.prior_applied,
+                         "fuse.media": fuse.media, "fuse.events": fuse.events, "fuse.seconds": fuse.seconds,
+                         **{f"fuse.source.{k}": v for k, v in fuse.per_source.items()}})
+    return fuse
+
+def _prediction_process(loaded: LoadedConfig, world: ProcessWorld, *, dump_root: Path, models_dir: Path,
+                        tracking_uri: str | None) -> None:
+    """A process of a distributed run other than rank 0: the prediction stages, in rank 0's order.
+
+    Rank 0 ingests, records the run and merges every process's shard into the store; this process
+    selects the same pending items as rank 0 (after rank 0's ingest and merges), predicts its share
+    into its shard, and returns.
+    """
+    cfg, dump_id = loaded.config, loaded.config.datasets.dump
+    store = open_store(loaded.catalog.location(cfg.datasets.store))
+    try:
+        init_process_group(world, accelerator=cfg.detect.accelerator)
+        # run_id "": the rows of this process go to its shard without one; rank 0 records its run's
+        detect = detect_stage(store, dump_root=dump_root, dump_id=dump_id, config=cfg.detect, run_id="",
+                              cache_dir=models_dir, tracking_uri=tracking_uri, world=world)
+        if cfg.classify.model:
+            from ecowatch.classify import classify_stage
+
+            classify_stage(store, dump_root=dump_root, dump_id=dump_id, config=cfg.classify, run_id="",
+                           cache_dir=models_dir, tracking_uri=tracking_uri,
+                           detector_version=detect.detector_version, world=world)
+    finally:
+        store.dispose()

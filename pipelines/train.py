@@ -154,3 +154,20 @@ def classifier_command(config_path: str, overrides: tuple[str, ...], fast_dev_ru
     if result.registered_uri:
         alias = f" (alias {cfg.registry.alias})" if cfg.registry.alias else ""
         click.echo(f"  registered: {result.registered_uri}{alias}")
+
+
+@train_group.command("context")
+@click.option("--config", "-c", "config_path", default="conf/context.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="Context-model build configuration.")
+@set_option
+def context_command(config_path: str, overrides: tuple[str, ...]) -> None:
+    """Build the context model: the knowledge graph of taxa, places and seasons, with its priors' counts,
+    from labelled observations, deployments, region polygons and range maps (a versioned JSON artefact
+    that the nightly fuse stage reads)."""
+    from ecowatch.context.build import build_context_model
+
+    built = build_context_model(config_path, overrides=parse_overrides(overrides))
+    g = built.graph
+    click.echo(f"context model {g.version}: {built.path} ({built.observations} labelled frames, {len(g.links)} links, "
+               f"{sum(link.events for link in g.links)} events, {len(g.locations)} locations, {len(g.regions)} "
+               f"regions, {len(g.range_maps)} range maps)")

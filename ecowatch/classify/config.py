@@ -144,8 +144,9 @@ class TrainConfig(_Strict):
     Attributes:
         max_epochs: epochs (one epoch = as many class-balanced draws as training crops).
         max_steps: stop after this many optimiser steps (None: no limit; for smoke tests).
-        max_minutes: stop training after this many minutes (None: no limit). The learning-rate
-            schedule still assumes ``max_epochs``; size them together.
+        max_minutes: stop training after this many minutes (None: no limit). In one process the
+            learning-rate schedule then follows whichever runs out first, the epochs or the minutes,
+            so a time-limited run still ends annealed; with DDP it follows the steps.
         batch_size: crops per optimiser step, over all processes (the global batch): with
             ``devices`` x ``num_nodes`` processes each takes an equal share, so the same
             configuration optimises the same way on one device or many. Must divide evenly.

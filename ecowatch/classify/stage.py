@@ -15,12 +15,16 @@ Order of work in :func:`classify_stage`:
 
 The run is idempotent and resumable at batch granularity; per-image decode failures are flags,
 never exceptions.
+
+Several processes (the nightly run's ``detect.devices`` x ``detect.num_nodes``, or torchrun /
+SLURM): as in the detect stage, every process selects the same pending detections, predicts a
+disjoint share into its own shard, and rank 0 merges the shards (and, before selecting, those a
+dead run left) into the store (:mod:`ecowatch.shards`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +32,16 @@ from pathlib import Path
 from ecowatch.classify.checkpoint import checkpoint_version
 from ecowatch.classify.crops import CropSource, sources_from_store
 from ecowatch.config import ClassifyConfig
+from ecowatch.distributed import (
+    ProcessWorld,
+    cpu_threads,
+    init_process_group,
+    launch_world,
+    main_process_first,
+    pad_to_world,
+)
 from ecowatch.errors import ConfigError, InputDataError, ModelNotFoundError
+from ecowatch.shards import ShardPlace, ShardSink, content_key, merge_leftovers
 from ecowatch.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,8 +54,8 @@ class ResolvedClassifier:
     Attributes:
         path: the local checkpoint file.
         version: first 16 hex digits of its sha256.
-        source: ``path`` or ``mlflow``.
-        origin: the path or ``models:/`` URI it was resolved from.
+        source: ``bundled``, ``path`` or ``mlflow``.
+        origin: the name, path or ``models:/`` URI it was resolved from.
     """
 
     path: Path
@@ -84,12 +97,19 @@ class ClassifySummary:
     accelerator: str = ""
 
 
+#: Classifiers shipped with ecowatch, by name: file in :data:`BUNDLED_DIR`. ``ecowatch-species-synth`` is
+#: trained on generated dumps (the demo's species model; see ``ecowatch/classify/bundled/README.md``).
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+BUNDLED_CLASSIFIERS = {"ecowatch-species-synth": "ecowatch-species-synth.ckpt"}
+
+
 def resolve_classifier(spec: str, *, cache_dir: Path, tracking_uri: str | None = None) -> ResolvedClassifier:
     """Resolve a classifier spec to a local checkpoint file.
 
     Args:
-        spec: a checkpoint path (absolute, or relative to ``cache_dir``), or
-            ``models:/<name>@<alias>`` / ``models:/<name>/<version>`` (optionally ``/<file>``).
+        spec: a bundled classifier's name (:data:`BUNDLED_CLASSIFIERS`), a checkpoint path (absolute, or
+            relative to ``cache_dir``), or ``models:/<name>@<alias>`` / ``models:/<name>/<version>``
+            (optionally ``/<file>``).
         cache_dir: the catalog's ``models`` folder (MLflow downloads go to ``<it>/mlflow``).
         tracking_uri: the MLflow tracking URI, needed for ``models:/`` specs.
 
@@ -115,6 +135,14 @@ def resolve_classifier(spec: str, *, cache_dir: Path, tracking_uri: str | None =
             raise ModelNotFoundError(f"classifier {text}: {exc}") from exc
         path = _single_checkpoint(artifact.local_path, text)
         return ResolvedClassifier(path, checkpoint_version(path), "mlflow", text)
+    if text in BUNDLED_CLASSIFIERS:
+        path = BUNDLED_DIR / BUNDLED_CLASSIFIERS[text]
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"the bundled classifier {text!r} is missing from this installation ({path}); reinstall ecowatch "
+                "from its repository, or set classify.model to a checkpoint of your own (`ecowatch train classifier`)."
+            )
+        return ResolvedClassifier(path, checkpoint_version(path), "bundled", text)
     path = Path(text).expanduser()
     if not path.is_absolute():
         path = Path(cache_dir) / path
@@ -151,6 +179,8 @@ def classify_stage(
     tracking_uri: str | None = None,
     detector_version: str | None = None,
     progress_bar: bool = False,
+    world: ProcessWorld | None = None,
+    shards_dir: Path | None = None,
 ) -> ClassifySummary:
     """Classify every not-yet-classified animal detection of a dump; idempotent and resumable.
 
@@ -165,9 +195,15 @@ def classify_stage(
         detector_version: only detections of this detector version (e.g. the detect stage's
             ``summary.detector_version``); every version when None.
         progress_bar: show Lightning's progress bar (for the CLI).
+        world: the processes of the run (the nightly run passes the detect stage's); None: one
+            process, unless torchrun / SLURM started several (see
+            :func:`ecowatch.distributed.launch_world`).
+        shards_dir: where the processes of a distributed run write their shards; None:
+            ``<cache_dir>/shards``.
 
     Returns:
-        Counts of what this run selected and wrote.
+        Counts of what this run selected and wrote. In a distributed run rank 0's counts are those
+        of every process; the other processes return their own share's.
 
     Raises:
         ConfigError: ``classify.model`` is not set.
@@ -183,7 +219,18 @@ def classify_stage(
     root = Path(dump_root)
     if not root.is_dir():
         raise InputDataError(f"dump {dump_id!r}: {root} is not a folder; point the catalog's dump entry at it.")
-    resolved = resolve_classifier(config.model, cache_dir=cache_dir, tracking_uri=tracking_uri)
+    world = world or launch_world()
+    init_process_group(world, accelerator=config.accelerator)  # torchrun / SLURM: join before selecting
+    # rank 0 fetches the checkpoint and merges leftover shards; the others select after it (and after
+    # rank 0's steps between the stages, e.g. static false positives, which change what qualifies)
+    with main_process_first(world):
+        resolved = resolve_classifier(config.model, cache_dir=cache_dir, tracking_uri=tracking_uri)
+        place = ShardPlace(Path(shards_dir) if shards_dir else Path(cache_dir) / "shards", "classify",
+                           resolved.version, dump_id)
+        if world.is_main:
+            from ecowatch.classify.writer import CLASSIFY_TABLES
+
+            merge_leftovers(store, place, tables=CLASSIFY_TABLES, run_id=run_id)
     common = dict(dump_root=root.resolve(), dump_id=dump_id, min_conf=config.min_detection_conf,
                   detector_version=detector_version)
     pending = sources_from_store(store, **common, not_classified_by=resolved.version)
@@ -192,7 +239,7 @@ def classify_stage(
                               detections_already_done=already)
     if pending:  # nothing to do: the checkpoint is not even loaded
         _predict(store, pending, resolved=resolved, config=config, run_id=run_id, progress_bar=progress_bar,
-                 summary=summary)
+                 summary=summary, world=world, place=place)
     else:
         log.info("classify %s: all %d detections already classified by version %s", dump_id, already,
                  resolved.version)
@@ -201,7 +248,8 @@ def classify_stage(
 
 
 def _predict(store: Store, pending: list[CropSource], *, resolved: ResolvedClassifier, config: ClassifyConfig,
-             run_id: str, progress_bar: bool, summary: ClassifySummary) -> None:
+             run_id: str, progress_bar: bool, summary: ClassifySummary, world: ProcessWorld,
+             place: ShardPlace) -> None:
     import lightning as L
     import torch
     from lightning.pytorch.accelerators import CUDAAccelerator
@@ -209,27 +257,33 @@ def _predict(store: Store, pending: list[CropSource], *, resolved: ResolvedClass
 
     from ecowatch.classify.checkpoint import load_classifier
     from ecowatch.classify.predict import ClassifierModule, DetectionCropDataset, collate_crops
-    from ecowatch.classify.writer import StoreClassificationWriter
+    from ecowatch.classify.writer import CLASSIFY_TABLES, StoreClassificationWriter
 
     classifier = load_classifier(resolved.path)
     if classifier.version != resolved.version:  # pragma: no cover - the file changed between hashing and loading
         raise ModelNotFoundError(f"classifier checkpoint {resolved.path} changed while it was being loaded; run again.")
     summary.model_name = classifier.model_name
-    log.info("classify: %d detections to do, %d already done by %s (version %s)", len(pending),
-             summary.detections_already_done, classifier.model_name, classifier.version)
+    log.info("classify: %d detections to do, %d already done by %s (version %s)%s", len(pending),
+             summary.detections_already_done, classifier.model_name, classifier.version,
+             f"; process {world.rank} of {world.size}" if world.distributed else "")
+    shards = None
+    if world.distributed:  # each process appends its share to its shard; rank 0 merges them at the end
+        shards = ShardSink(place, content_key(source.crop_id for source in pending), rank=world.rank,
+                           world_size=world.size, tables=CLASSIFY_TABLES)
+        pending = pad_to_world(pending, world.size)
     writer = StoreClassificationWriter(store, model_name=classifier.model_name, model_version=classifier.version,
-                                       temperature=classifier.temperature, run_id=run_id)
+                                       temperature=classifier.temperature, run_id=run_id, shards=shards)
     gpu = config.accelerator != "cpu" and torch.cuda.is_available()
     precision = "32-true"
     if gpu and config.half:
         precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    trainer = L.Trainer(accelerator=config.accelerator, devices=1, precision=precision, logger=False,
+    trainer = L.Trainer(accelerator=config.accelerator, **world.trainer_kwargs(), precision=precision, logger=False,
                         enable_checkpointing=False, enable_progress_bar=progress_bar, enable_model_summary=False,
                         callbacks=[writer])
     loader = DataLoader(DetectionCropDataset(pending, classifier.preprocessing), batch_size=config.batch_size,
                         shuffle=False, num_workers=config.workers, collate_fn=collate_crops,
                         pin_memory=isinstance(trainer.accelerator, CUDAAccelerator))
-    torch.set_num_threads(config.threads or os.cpu_count() or 1)
+    torch.set_num_threads(cpu_threads(config.threads, world))
     summary.accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
     loop_started = time.perf_counter()
     trainer.predict(ClassifierModule(classifier, top_k=config.top_k), dataloaders=loader, return_predictions=False)
@@ -237,4 +291,4 @@ def _predict(store: Store, pending: list[CropSource], *, resolved: ResolvedClass
     counts = writer.counts
     summary.detections_done, summary.detections_failed = counts.detections_done, counts.detections_failed
     summary.rows, summary.unknown = counts.rows, counts.unknown
-    summary.crops_per_second = len(pending) / loop_seconds if loop_seconds > 0 else 0.0
+    summary.crops_per_second = summary.detections_selected / loop_seconds if loop_seconds > 0 else 0.0

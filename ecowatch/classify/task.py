@@ -3,7 +3,7 @@
 :class:`BaseTask` saves the hyper-parameters and calls :meth:`~BaseTask.configure_models`,
 :meth:`~BaseTask.configure_losses` and :meth:`~BaseTask.configure_metrics`; a task fills in only
 those hooks and its steps. The optimiser is AdamW with a one-cycle (warm-up, cosine decay) learning
-rate over the run's steps.
+rate over the run's steps (or its time budget, when that ends first).
 
 :class:`SpeciesClassificationTask` is a torchvision backbone with the taxonomy-aware loss
 (:class:`~ecowatch.classify.losses.TaxonomicLoss`) and top-1 / macro-F1 metrics. Its hyper-parameters
@@ -14,8 +14,11 @@ taxonomy table.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -27,6 +30,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from ecowatch.classify.backbones import build_backbone
 from ecowatch.classify.losses import TaxonomicLoss
 from ecowatch.classify.taxonomy import ClassTaxonomy
+from ecowatch.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,9 @@ class BaseTask(L.LightningModule, ABC):
     #: metric watched by early stopping / checkpointing, and whether lower or higher is better.
     monitor = "val_loss"
     mode = "min"
+    #: training time budget in seconds (set by whoever builds the trainer with that ``max_time``), or None
+    time_budget_s: float | None = None
+    _train_started: float | None = None
 
     def __init__(self, ignore: list[str] | None = None) -> None:
         super().__init__()
@@ -64,15 +71,43 @@ class BaseTask(L.LightningModule, ABC):
         return self.model(x)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW with a one-cycle schedule over the trainer's estimated number of steps."""
+        """AdamW with a one-cycle schedule over the run's steps, or over its time budget if that ends first.
+
+        With :attr:`time_budget_s` set (one process only), the schedule's progress is the larger of
+        the share of steps done and the share of the time budget spent, so a run stopped by its
+        time limit still ends with the learning rate annealed (as ultralytics' ``time`` does).
+        """
         params = self.hparams
         optimizer = torch.optim.AdamW(self.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=params["lr"], total_steps=total, pct_start=params["warmup_fraction"],
-            anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
-        )
+        budget = self.time_budget_s if self.trainer.world_size == 1 else None  # ranks must agree on the rate
+        warmup = params["warmup_fraction"]
+
+        def factor(step: int) -> float:
+            progress = step / total
+            if budget and self._train_started is not None:
+                progress = max(progress, (time.monotonic() - self._train_started) / budget)
+            return one_cycle_factor(min(progress, 1.0), warmup=warmup)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """Start the clock of the time-budgeted schedule."""
+        self._train_started = time.monotonic()
+
+
+def one_cycle_factor(progress: float, *, warmup: float, div: float = 10.0, final_div: float = 100.0) -> float:
+    """The one-cycle learning-rate multiplier (of the peak rate) at ``progress`` (0..1) of the run.
+
+    Cosine warm-up from ``1/div`` to 1 over the first ``warmup`` of the run, then cosine decay to
+    ``1/(div*final_div)``: the shape of ``torch.optim.lr_scheduler.OneCycleLR(anneal_strategy="cos")``.
+    """
+    start, end = 1.0 / div, 1.0 / (div * final_div)
+    if progress < warmup:
+        return 1.0 + (start - 1.0) * (1.0 + math.cos(math.pi * progress / warmup)) / 2.0
+    rest = (progress - warmup) / max(1.0 - warmup, 1e-12)
+    return end + (1.0 - end) * (1.0 + math.cos(math.pi * rest)) / 2.0
 
 
 class SpeciesClassificationTask(BaseTask):
@@ -88,6 +123,9 @@ class SpeciesClassificationTask(BaseTask):
         rank_weights: weight of the genus/family/... terms of the loss.
         warmup_fraction: share of the steps spent warming the learning rate up.
         weights_dir: folder holding ImageNet weights files (torch hub's cache by default).
+        init_from: a standalone classifier checkpoint to fine-tune from (see
+            :func:`load_initial_weights`): all its weights when its classes are these classes in this
+            order, its backbone only (a new head) otherwise; None: ImageNet or random weights.
     """
 
     monitor = "val_f1"
@@ -105,17 +143,22 @@ class SpeciesClassificationTask(BaseTask):
         rank_weights: Mapping[str, float] | None = None,
         warmup_fraction: float = 0.1,
         weights_dir: str | None = None,
+        init_from: str | None = None,
     ) -> None:
         self.taxonomy = ClassTaxonomy.from_record(taxonomy)
         super().__init__()
 
     def configure_models(self) -> None:
-        """The backbone with a head of one output per class."""
+        """The backbone with a head of one output per class (initialised from ``init_from`` when given)."""
         params = self.hparams
         self.model: nn.Module = build_backbone(
-            params["backbone"], self.taxonomy.num_classes, pretrained=params["pretrained"],
-            weights_dir=params["weights_dir"],
+            params["backbone"], self.taxonomy.num_classes,
+            pretrained=params["pretrained"] and not params.get("init_from"), weights_dir=params["weights_dir"],
         )
+        if params.get("init_from"):
+            mode = load_initial_weights(self.model, params["init_from"], backbone=params["backbone"],
+                                        class_ids=self.taxonomy.class_ids)
+            log.info("fine-tuning from %s (%s weights)", params["init_from"], mode)
 
     def configure_losses(self) -> None:
         """Species cross-entropy plus the coarser ranks' terms."""
@@ -164,3 +207,36 @@ class SpeciesClassificationTask(BaseTask):
         """Raw logits (batch, classes) in ``float32``."""
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         return self(images).float()
+
+
+def load_initial_weights(network: nn.Module, checkpoint: str | Path, *, backbone: str,
+                         class_ids: Sequence[str]) -> str:
+    """Initialise a freshly built network from a standalone classifier checkpoint, to fine-tune it.
+
+    Args:
+        network: a network from :func:`~ecowatch.classify.backbones.build_backbone`.
+        checkpoint: a file written by :func:`~ecowatch.classify.checkpoint.save_classifier`.
+        backbone: the network's backbone name; the checkpoint's must be the same.
+        class_ids: the network's classes, in output order.
+
+    Returns:
+        ``full`` when the checkpoint has the same classes in the same order (every weight copied),
+        ``backbone`` otherwise (every weight but the last linear layer, the classification head).
+
+    Raises:
+        ModelNotFoundError: the checkpoint cannot be loaded.
+        ConfigError: the checkpoint's backbone is another one.
+    """
+    from ecowatch.classify.checkpoint import load_classifier
+
+    source = load_classifier(Path(checkpoint))
+    if source.backbone != backbone:
+        raise ConfigError(f"cannot fine-tune a {backbone} from {checkpoint}, a {source.backbone}; train from scratch "
+                          f"or set model.backbone to {source.backbone}.")
+    state = source.network.state_dict()
+    if tuple(source.taxonomy.class_ids) == tuple(class_ids):
+        network.load_state_dict(state)
+        return "full"
+    head = [name for name, module in network.named_modules() if isinstance(module, nn.Linear)][-1]
+    network.load_state_dict({k: v for k, v in state.items() if not k.startswith(f"{head}.")}, strict=False)
+    return "backbone"

@@ -40,6 +40,7 @@ from ecowatch.classify.openset import OPEN_SET_METHODS, OpenSetCalibration, auro
 from ecowatch.classify.split import LocationSplit, split_locations
 from ecowatch.classify.taxonomy import ClassTaxonomy
 from ecowatch.classify.transforms import Preprocessing
+from ecowatch.distributed import launch_rank
 from ecowatch.errors import InputDataError
 from ecowatch.tables import Taxon
 from ecowatch.tracking import TrackingTarget, register_model_version, tracked_run
@@ -172,22 +173,6 @@ def set_threads(threads: int | None, *, processes: int = 1) -> int:
     return count
 
 
-def launch_rank() -> int:
-    """The global rank of this process in a multi-process launch, read before Lightning starts one.
-
-    ``RANK`` (torchrun), ``SLURM_PROCID`` (srun), else Lightning's own launcher's ``NODE_RANK`` x
-    processes per node + ``LOCAL_RANK``: 0 in a single process and in the process that launches the
-    others. Only rank 0 tracks, evaluates and writes the checkpoint.
-    """
-    for key in ("RANK", "SLURM_PROCID"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
-    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
-    node = int(os.environ.get("NODE_RANK", "0") or 0)
-    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "0") or 0) or max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
-    return node * per_node + local if node else local
-
-
 def train_classifier(
     config: ClassifierTrainingConfig,
     *,
@@ -200,6 +185,7 @@ def train_classifier(
     fast_dev_run: bool = False,
     weights_dir: Path | None = None,
     extra_params: Mapping[str, Any] | None = None,
+    init_from: Path | None = None,
 ) -> TrainingResult | None:
     """Train, calibrate, evaluate, save and (optionally) log and register a species classifier.
 
@@ -220,6 +206,9 @@ def train_classifier(
             written and logged but not registered.
         weights_dir: folder holding ImageNet weights files (torch hub's cache by default).
         extra_params: more parameters to log (e.g. the data's origin).
+        init_from: a standalone checkpoint to fine-tune from (retraining from the champion): all its
+            weights when its classes are the new classes, its backbone only otherwise (see
+            :func:`ecowatch.classify.task.load_initial_weights`); None: ImageNet or random weights.
 
     Returns:
         The checkpoint, figures and where it was logged; None in DDP processes other than rank 0.
@@ -256,7 +245,7 @@ def train_classifier(
     geometry = CropGeometry(cfg.data.crop_size, cfg.data.padding)
     preprocessing = Preprocessing(geometry=geometry, input_size=cfg.data.input_size, autocontrast=cfg.data.autocontrast)
     crops = _cache_crops(sources, CropCache(cache_dir, geometry), workers=cfg.data.cache_workers)
-    split = _split(crops, class_ids, cfg)
+    split = split_crops(crops, class_ids, cfg)
     params = _params(cfg, split, taxonomy, extra_params)
 
     target = tracking if cfg.tracking.enabled and rank == 0 else None
@@ -264,7 +253,8 @@ def train_classifier(
                      tags={"ecowatch.kind": "train-classifier", "ecowatch.backbone": cfg.model.backbone}) as tracker:
         tracker.log_params(params)
         datamodule, task, timer, trainer = _fit(cfg, crops, taxonomy, split, preprocessing, progress_bar=progress_bar,
-                                                fast_dev_run=fast_dev_run, weights_dir=weights_dir)
+                                                fast_dev_run=fast_dev_run, weights_dir=weights_dir,
+                                                init_from=init_from)
         if trainer.global_rank != 0:  # DDP: the weights are the same on every rank; rank 0 does the rest
             return None
         network = task.model.eval()
@@ -318,7 +308,21 @@ def _cache_crops(sources: Sequence[CropSource], cache: CropCache, *, workers: in
     return crops
 
 
-def _split(crops: Sequence[Any], class_ids: Sequence[str], cfg: ClassifierTrainingConfig) -> LocationSplit:
+def split_crops(crops: Sequence[Any], class_ids: Sequence[str], cfg: ClassifierTrainingConfig) -> LocationSplit:
+    """The location split a training run makes (so evaluations elsewhere can use the same sites).
+
+    Args:
+        crops: labelled crops (anything with ``location_id`` and ``taxon_id``).
+        class_ids: the model's classes (held-out species count for no class, but their locations
+            still take part).
+        cfg: the training configuration; its ``data.split`` decides.
+
+    Returns:
+        Train, validation and test locations (deterministic for the same crops and config).
+
+    Raises:
+        ConfigError: a split that cannot be made.
+    """
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     known = set(class_ids)
     for crop in crops:
@@ -363,7 +367,7 @@ class _Timer:
 
 def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTaxonomy, split: LocationSplit,
          preprocessing: Preprocessing, *, progress_bar: bool, fast_dev_run: bool,
-         weights_dir: Path | None) -> tuple[Any, Any, _Timer, Any]:
+         weights_dir: Path | None, init_from: Path | None = None) -> tuple[Any, Any, _Timer, Any]:
     import lightning as L
 
     from ecowatch.classify.datamodule import ClassifierDataModule
@@ -381,8 +385,9 @@ def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTax
         backbone=cfg.model.backbone, taxonomy=taxonomy.to_record(), pretrained=cfg.model.pretrained, lr=t.lr,
         weight_decay=t.weight_decay, label_smoothing=cfg.model.label_smoothing,
         rank_weights=dict(cfg.model.rank_weights), warmup_fraction=t.warmup_fraction,
-        weights_dir=str(weights_dir) if weights_dir else None,
+        weights_dir=str(weights_dir) if weights_dir else None, init_from=str(init_from) if init_from else None,
     )
+    task.time_budget_s = t.max_minutes * 60.0 if t.max_minutes else None
     timer = _Timer()
     strategy = "ddp" if t.strategy == "auto" and t.world_size > 1 else t.strategy
     trainer = L.Trainer(

@@ -9,6 +9,10 @@ the "done" bookkeeping: no separate table is needed.
 
 A detection whose image can no longer be decoded gets no rows and a ``classify_unreadable`` flag on
 its media row; the next run tries it again.
+
+In a distributed run (several processes, see :mod:`ecowatch.distributed`) the same rows go to
+the process's shard instead, one line per batch, and rank 0 merges every shard into the store
+when prediction ends (:class:`~ecowatch.shards.ShardSink`).
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from typing import Any
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from ecowatch.classify.predict import DetectionScores
+from ecowatch.shards import ShardRecord, ShardSink, insert_rows
 from ecowatch.store import Store
 from ecowatch.store import schema as S
 
 #: Flag put on a media row whose file cannot be decoded by the classify stage.
 CLASSIFY_UNREADABLE = "classify_unreadable"
+
+#: The tables a classification batch fills, parents first.
+CLASSIFY_TABLES = (S.classifications, S.media_flags)
 
 
 @dataclass
@@ -47,7 +55,7 @@ class ClassifyCounts:
 
 
 class StoreClassificationWriter(BasePredictionWriter):
-    """Writes each predicted batch into the store (``write_on_batch_end``).
+    """Writes each predicted batch into the store (``write_on_batch_end``), or into a shard.
 
     Args:
         store: the results store.
@@ -55,15 +63,20 @@ class StoreClassificationWriter(BasePredictionWriter):
         model_version: recorded in ``classifications.model_version``.
         temperature: the calibration temperature recorded with every row.
         run_id: the pipeline run writing the rows.
+        shards: in a distributed run, this process's shard: batches are appended to it, and when
+            prediction ends rank 0 merges every process's shard into the store (then ``counts``
+            of rank 0 are those of the whole run). None: each batch is committed to the store.
     """
 
-    def __init__(self, store: Store, *, model_name: str, model_version: str, temperature: float, run_id: str) -> None:
+    def __init__(self, store: Store, *, model_name: str, model_version: str, temperature: float, run_id: str,
+                 shards: ShardSink | None = None) -> None:
         super().__init__(write_interval="batch")
         self.store = store
         self.model_name = model_name
         self.model_version = model_version
         self.temperature = float(temperature)
         self.run_id = run_id
+        self.shards = shards
         self.counts = ClassifyCounts()
 
     def write_on_batch_end(
@@ -76,33 +89,73 @@ class StoreClassificationWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Insert one batch's rows and flags in one transaction."""
+        """Insert one batch's rows and flags in one transaction (or shard line)."""
         self.write(prediction)
+
+    def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
+        """Distributed run: wait for every process, rank 0 merges the shards, then all go on."""
+        if self.shards is None:
+            return
+        tally = _MergeTally()
+        result = self.shards.finish(self.store, run_id=self.run_id, on_record=tally)
+        if result is not None:
+            self.counts = tally.counts(rows_inserted=result.inserted[S.classifications.name])
 
     def write(self, prediction: Sequence[DetectionScores]) -> None:
         """Insert the rows of some detections in one transaction (also usable without a Trainer)."""
+        record = self.record(prediction)
+        rows = record["rows"]
+        if self.shards is not None:
+            self.shards.append(record)
+            inserted = len(rows[S.classifications.name])
+        else:
+            with self.store.transaction() as conn:
+                inserted = insert_rows(self.store, conn, CLASSIFY_TABLES, rows,
+                                       run_id=self.run_id)[S.classifications.name]
+        self.counts.batches += 1
+        self.counts.detections_done += len(prediction) - len(record["failed"])
+        self.counts.detections_failed += len(record["failed"])
+        self.counts.rows += inserted
+        self.counts.unknown += sum(1 for item in prediction if item.error is None and item.unknown_score >= 0.5)
+
+    def record(self, prediction: Sequence[DetectionScores]) -> ShardRecord:
+        """The rows of some detections, without ``run_id`` (filled in when they are inserted).
+
+        Returns:
+            ``{"rows": {table: rows}, "failed": [ids of detections whose image could not be decoded]}``.
+        """
         rows: list[dict[str, Any]] = []
         flags: dict[str, dict[str, Any]] = {}
-        done = failed = unknown = 0
+        failed: list[str] = []
         for item in prediction:
             if item.error is not None:
                 flags[item.media_id] = {"media_id": item.media_id, "flag": CLASSIFY_UNREADABLE,
                                         "message": f"the classify stage could not decode the file: {item.error}"}
-                failed += 1
+                failed.append(item.detection_id)
                 continue
-            done += 1
-            unknown += item.unknown_score >= 0.5
             for rank, (taxon_id, score) in enumerate(zip(item.taxon_ids, item.scores, strict=True), start=1):
                 rows.append({
                     "detection_id": item.detection_id, "model_name": self.model_name,
                     "model_version": self.model_version, "rank": rank, "taxon_id": taxon_id, "score": score,
-                    "temperature": self.temperature, "unknown_score": item.unknown_score, "run_id": self.run_id,
+                    "temperature": self.temperature, "unknown_score": item.unknown_score,
                 })
-        with self.store.transaction() as conn:
-            inserted = self.store.insert_ignore(conn, S.classifications, rows)
-            self.store.insert_ignore(conn, S.media_flags, list(flags.values()))
-        self.counts.batches += 1
-        self.counts.detections_done += done
-        self.counts.detections_failed += failed
-        self.counts.rows += inserted
-        self.counts.unknown += unknown
+        return {"rows": {S.classifications.name: rows, S.media_flags.name: list(flags.values())}, "failed": failed}
+
+
+class _MergeTally:
+    """Counts of the merged records of a distributed run, each detection once."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.unknown: dict[str, bool] = {}  # detection id -> unknown score >= 0.5
+        self.failed: set[str] = set()
+
+    def __call__(self, record: ShardRecord) -> None:
+        self.batches += 1
+        self.unknown.update((row["detection_id"], row["unknown_score"] >= 0.5)
+                            for row in record["rows"].get(S.classifications.name, ()))
+        self.failed.update(record.get("failed", ()))
+
+    def counts(self, *, rows_inserted: int) -> ClassifyCounts:
+        return ClassifyCounts(detections_done=len(self.unknown), detections_failed=len(self.failed - set(self.unknown)),
+                              rows=rows_inserted, batches=self.batches, unknown=sum(self.unknown.values()))

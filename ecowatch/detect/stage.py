@@ -21,6 +21,13 @@ transaction still holds whole frames, so resuming works as before.
 
 The run is idempotent and resumable at batch granularity; per-image decode failures are flags,
 never exceptions.
+
+Several processes (``detect.devices`` x ``detect.num_nodes`` > 1, or torchrun / SLURM; see
+:mod:`ecowatch.distributed`): every process selects the same pending images, Lightning's
+distributed sampler gives each a disjoint share, each writes its batches to its own shard, and
+rank 0 merges the shards into the store when prediction ends (:mod:`ecowatch.shards`). Before
+selecting, rank 0 merges the shards a run that died left behind, so a re-run of the same command
+only predicts what is still missing. With one process nothing of this happens.
 """
 
 from __future__ import annotations
@@ -41,7 +48,16 @@ from ecowatch.detect.registry import DETECTION_CATEGORIES
 from ecowatch.detect.tiling import TilingParams, inputs_per_frame, resolve_tiling
 from ecowatch.detect.weights import ResolvedDetector, resolve_detector
 from ecowatch.detect.yolo_env import set_torch_threads
+from ecowatch.distributed import (
+    ProcessWorld,
+    cpu_threads,
+    init_process_group,
+    launch_world,
+    main_process_first,
+    pad_to_world,
+)
 from ecowatch.errors import ConfigError, InputDataError, ModelNotFoundError
+from ecowatch.shards import ShardPlace, ShardSink, content_key, merge_leftovers
 from ecowatch.store import Store
 from ecowatch.store import schema as S
 
@@ -129,6 +145,8 @@ def detect_stage(
     cache_dir: Path,
     tracking_uri: str | None = None,
     progress_bar: bool = False,
+    world: ProcessWorld | None = None,
+    shards_dir: Path | None = None,
 ) -> DetectSummary:
     """Run the detector on every not-yet-detected image of a dump; idempotent and resumable.
 
@@ -143,9 +161,14 @@ def detect_stage(
             ``YOLO_CONFIG_DIR`` is set).
         tracking_uri: MLflow tracking URI, needed when ``config.detector`` is a ``models:/`` URI.
         progress_bar: show Lightning's progress bar (for the CLI).
+        world: the processes of the run; None: from ``config.devices`` and ``config.num_nodes``
+            (or from torchrun / SLURM, see :func:`ecowatch.distributed.launch_world`).
+        shards_dir: where the processes of a distributed run write their shards; None:
+            ``<cache_dir>/shards``. Every process must see it (a shared file system across machines).
 
     Returns:
-        Counts of what this run selected and wrote.
+        Counts of what this run selected and wrote. In a distributed run rank 0's counts are those
+        of every process; the other processes return their own share's.
 
     Raises:
         InputDataError: ``dump_root`` is not a folder.
@@ -158,9 +181,18 @@ def detect_stage(
     root = Path(dump_root)
     if not root.is_dir():
         raise InputDataError(f"dump {dump_id!r}: {root} is not a folder; point the catalog's dump entry at it.")
-    resolved = resolve_detector(
-        config.detector, cache_dir=cache_dir, offline=not config.allow_download, tracking_uri=tracking_uri
-    )
+    world = world or launch_world(devices=config.devices, num_nodes=config.num_nodes)
+    init_process_group(world, accelerator=config.accelerator)  # torchrun / SLURM: join before selecting
+    with main_process_first(world):  # rank 0 downloads weights and merges leftovers; then the others select
+        resolved = resolve_detector(
+            config.detector, cache_dir=cache_dir, offline=not config.allow_download, tracking_uri=tracking_uri
+        )
+        place = ShardPlace(Path(shards_dir) if shards_dir else Path(cache_dir) / "shards", "detect",
+                           resolved.version, dump_id)
+        if world.is_main:
+            from ecowatch.detect.writer import DETECT_TABLES
+
+            merge_leftovers(store, place, tables=DETECT_TABLES, run_id=run_id)
     items, already = pending_media(store, dump_root=root.resolve(), dump_id=dump_id, detector_version=resolved.version)
     summary = DetectSummary(resolved.name, resolved.version, resolved.source, config.imgsz or resolved.imgsz or 0,
                             media_selected=len(items), media_already_done=already)
@@ -168,10 +200,11 @@ def detect_stage(
         network = load_network(resolved.path, config_dir=Path(cache_dir) / "ultralytics", threads=config.threads)
         class_map = _class_map(resolved, network)
         summary.imgsz = _imgsz(config, resolved, network)
-        log.info("detect %s: %d images to do, %d already done by %s (version %s, imgsz %d)",
-                 dump_id, len(items), already, resolved.name, resolved.version, summary.imgsz)
+        log.info("detect %s: %d images to do, %d already done by %s (version %s, imgsz %d)%s",
+                 dump_id, len(items), already, resolved.name, resolved.version, summary.imgsz,
+                 f"; process {world.rank} of {world.size}" if world.distributed else "")
         _predict(store, items, network=network, resolved=resolved, class_map=class_map, imgsz=summary.imgsz,
-                 config=config, run_id=run_id, progress_bar=progress_bar, summary=summary)
+                 config=config, run_id=run_id, progress_bar=progress_bar, summary=summary, world=world, place=place)
     else:
         log.info("detect %s: all %d images already done by %s (version %s)", dump_id, already, resolved.name,
                  resolved.version)
@@ -191,14 +224,21 @@ def _predict(
     run_id: str,
     progress_bar: bool,
     summary: DetectSummary,
+    world: ProcessWorld,
+    place: ShardPlace,
 ) -> None:
     import lightning as L
     from lightning.pytorch.accelerators import CUDAAccelerator
     from torch.utils.data import DataLoader, Dataset
 
     from ecowatch.detect.module import DetectorModule, PostprocessConfig
-    from ecowatch.detect.writer import StoreDetectionWriter
+    from ecowatch.detect.writer import DETECT_TABLES, StoreDetectionWriter
 
+    shards = None
+    if world.distributed:  # each process appends its share to its shard; rank 0 merges them at the end
+        shards = ShardSink(place, content_key(item.media_id for item in items), rank=world.rank,
+                           world_size=world.size, tables=DETECT_TABLES)
+        items = pad_to_world(items, world.size)
     resize_mode = resolved.resize_mode or ("stretch" if network.kind == "rtdetr" else "letterbox")
     tiling: TilingParams | None = None
     if config.tiling.mode == "never":
@@ -221,10 +261,10 @@ def _predict(
         max_inputs=config.batch_size,
     )
     writer = StoreDetectionWriter(store, detector_name=resolved.name, detector_version=resolved.version,
-                                  class_map=class_map, run_id=run_id)
+                                  class_map=class_map, run_id=run_id, shards=shards)
     trainer = L.Trainer(
         accelerator=config.accelerator,
-        devices=config.devices,
+        **world.trainer_kwargs(),
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=progress_bar,
@@ -239,7 +279,7 @@ def _predict(
         collate_fn=collate,
         pin_memory=isinstance(trainer.accelerator, CUDAAccelerator),
     )
-    summary.threads = set_torch_threads(config.threads)  # after ultralytics' import, which pins 1 thread
+    summary.threads = set_torch_threads(cpu_threads(config.threads, world))  # after ultralytics' import (1 thread)
     summary.accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
     loop_started = time.perf_counter()
     trainer.predict(module, dataloaders=loader, return_predictions=False)
@@ -248,7 +288,7 @@ def _predict(
     summary.media_done, summary.media_failed = counts.media_done, counts.media_failed
     summary.media_tiled = counts.media_tiled
     summary.detections, summary.per_category = counts.detections, dict(sorted(counts.per_category.items()))
-    summary.images_per_second = len(items) / loop_seconds if loop_seconds > 0 else 0.0
+    summary.images_per_second = summary.media_selected / loop_seconds if loop_seconds > 0 else 0.0
 
 
 def _class_map(resolved: ResolvedDetector, network: LoadedNetwork) -> dict[int, str]:

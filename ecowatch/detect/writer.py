@@ -13,6 +13,10 @@ so the next run tries it again.
 Each row's ``tile`` says which input the box came from: ``"full"`` for the whole image (every box
 of an untiled run), ``"x0,y0,w,h"`` (pixels of the image) for a tile of a tiled run. The box
 itself is always ``bbox_xywhn`` of the whole image.
+
+In a distributed run (several processes, see :mod:`ecowatch.distributed`) the same rows go to
+the process's shard instead, one line per batch, and rank 0 merges every shard into the store
+when prediction ends (:class:`~ecowatch.shards.ShardSink`): the same rows, the same ids, each once.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from ecowatch.detect.module import ImageDetections
 from ecowatch.detect.tiling import FULL_FRAME
 from ecowatch.errors import ModelNotFoundError
+from ecowatch.shards import ShardRecord, ShardSink, insert_rows
 from ecowatch.store import Store
 from ecowatch.store import schema as S
 
@@ -38,6 +43,9 @@ DETECT_UNREADABLE = "detect_unreadable"
 
 #: Tile label of detections on the whole image (tiled runs name the tile in pixels instead).
 FULL_IMAGE_TILE = FULL_FRAME
+
+#: The tables a detection batch fills, parents first.
+DETECT_TABLES = (S.detections, S.detector_done, S.media_flags)
 
 _ID_LENGTH = S.detections.c.detection_id.type.length or 64
 
@@ -76,7 +84,7 @@ class WriteCounts:
 
 
 class StoreDetectionWriter(BasePredictionWriter):
-    """Writes each predicted batch into the store (``write_on_batch_end``).
+    """Writes each predicted batch into the store (``write_on_batch_end``), or into a shard.
 
     Args:
         store: the results store.
@@ -84,6 +92,9 @@ class StoreDetectionWriter(BasePredictionWriter):
         detector_version: version recorded in ``detections.detector_version`` and ``detector_done``.
         class_map: class index of the network to category (``animal``, ``person``, ``vehicle``).
         run_id: the pipeline run writing the rows.
+        shards: in a distributed run, this process's shard: batches are appended to it, and when
+            prediction ends rank 0 merges every process's shard into the store (then ``counts``
+            of rank 0 are those of the whole run). None: each batch is committed to the store.
     """
 
     def __init__(
@@ -94,6 +105,7 @@ class StoreDetectionWriter(BasePredictionWriter):
         detector_version: str,
         class_map: Mapping[int, str],
         run_id: str,
+        shards: ShardSink | None = None,
     ) -> None:
         super().__init__(write_interval="batch")
         self.store = store
@@ -101,6 +113,7 @@ class StoreDetectionWriter(BasePredictionWriter):
         self.detector_version = detector_version
         self.class_map = dict(class_map)
         self.run_id = run_id
+        self.shards = shards
         self.counts = WriteCounts()
 
     def write_on_batch_end(
@@ -113,32 +126,57 @@ class StoreDetectionWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Insert one batch's detections, ``detector_done`` rows and flags in one transaction."""
+        """Insert one batch's detections, ``detector_done`` rows and flags in one transaction (or shard line)."""
         self.write(prediction)
+
+    def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
+        """Distributed run: wait for every process, rank 0 merges the shards, then all go on."""
+        if self.shards is None:
+            return
+        tally = _MergeTally()
+        result = self.shards.finish(self.store, run_id=self.run_id, on_record=tally)
+        if result is not None:
+            self.counts = tally.counts(detections_inserted=result.inserted[S.detections.name])
 
     def write(self, prediction: Sequence[ImageDetections]) -> None:
         """Insert the rows of some images in one transaction (also usable without a Trainer)."""
+        record = self.record(prediction)
+        rows = record["rows"]
+        if self.shards is not None:
+            self.shards.append(record)
+            inserted = len(rows[S.detections.name])
+        else:
+            with self.store.transaction() as conn:
+                inserted = insert_rows(self.store, conn, DETECT_TABLES, rows, run_id=self.run_id)[S.detections.name]
+        self.counts.batches += 1
+        self.counts.media_done += len(rows[S.detector_done.name])
+        self.counts.media_failed += len(rows[S.media_flags.name])
+        self.counts.media_tiled += len(record["tiled"])
+        self.counts.detections += inserted
+        for row in rows[S.detections.name]:
+            self.counts.per_category[row["category"]] = self.counts.per_category.get(row["category"], 0) + 1
+
+    def record(self, prediction: Sequence[ImageDetections]) -> ShardRecord:
+        """The rows of some images, without ``run_id`` (filled in when they are inserted).
+
+        Returns:
+            ``{"rows": {table: rows}, "tiled": [media ids of images cut into tiles]}``.
+        """
         detections: list[dict[str, Any]] = []
         done: list[dict[str, Any]] = []
         flags: list[dict[str, Any]] = []
+        tiled: list[str] = []
         for image in prediction:
             if image.error is not None:
                 flags.append({"media_id": image.media_id, "flag": DETECT_UNREADABLE,
                               "message": f"the detect stage could not decode the file: {image.error}"})
                 continue
             detections.extend(self._rows(image))
-            done.append({"media_id": image.media_id, "detector_version": self.detector_version, "run_id": self.run_id})
-        with self.store.transaction() as conn:
-            inserted = self.store.insert_ignore(conn, S.detections, detections)
-            self.store.insert_ignore(conn, S.detector_done, done)
-            self.store.insert_ignore(conn, S.media_flags, flags)
-        self.counts.batches += 1
-        self.counts.media_done += len(done)
-        self.counts.media_failed += len(flags)
-        self.counts.media_tiled += sum(1 for image in prediction if image.error is None and image.tiles > 0)
-        self.counts.detections += inserted
-        for row in detections:
-            self.counts.per_category[row["category"]] = self.counts.per_category.get(row["category"], 0) + 1
+            done.append({"media_id": image.media_id, "detector_version": self.detector_version})
+            if image.tiles > 0:
+                tiled.append(image.media_id)
+        rows = {S.detections.name: detections, S.detector_done.name: done, S.media_flags.name: flags}
+        return {"rows": rows, "tiled": tiled}
 
     def _rows(self, image: ImageDetections) -> list[dict[str, Any]]:
         # Descending confidence, ties broken by position: the index in the id is reproducible.
@@ -163,6 +201,36 @@ class StoreDetectionWriter(BasePredictionWriter):
                 "detector_version": self.detector_version,
                 "tile": FULL_IMAGE_TILE if image.tile is None else image.tile[k],
                 "static_fp": False,
-                "run_id": self.run_id,
             })
         return rows
+
+
+class _MergeTally:
+    """Counts of the merged records of a distributed run, each image and detection once.
+
+    Lightning's distributed sampler may give an image to two processes; its rows are then in
+    two shards and in the store once, and counted once here.
+    """
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.done: set[str] = set()
+        self.failed: set[str] = set()
+        self.tiled: set[str] = set()
+        self.category: dict[str, str] = {}  # detection id -> category
+
+    def __call__(self, record: ShardRecord) -> None:
+        rows = record["rows"]
+        self.batches += 1
+        self.done.update(row["media_id"] for row in rows.get(S.detector_done.name, ()))
+        self.failed.update(row["media_id"] for row in rows.get(S.media_flags.name, ()))
+        self.tiled.update(record.get("tiled", ()))
+        self.category.update((row["detection_id"], row["category"]) for row in rows.get(S.detections.name, ()))
+
+    def counts(self, *, detections_inserted: int) -> WriteCounts:
+        per_category: dict[str, int] = {}
+        for category in self.category.values():
+            per_category[category] = per_category.get(category, 0) + 1
+        return WriteCounts(media_done=len(self.done), media_failed=len(self.failed - self.done),
+                           media_tiled=len(self.tiled), detections=detections_inserted, batches=self.batches,
+                           per_category=per_category)

@@ -181,6 +181,13 @@ from pipelines.train import train_group  # noqa: E402
 
 main.add_command(train_group)
 
+from pipelines.retrain import models_group, retrain_command, tracking_group, worklist_command  # noqa: E402
+
+main.add_command(retrain_command)
+main.add_command(models_group)
+main.add_command(worklist_command)
+main.add_command(tracking_group)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

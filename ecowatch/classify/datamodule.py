@@ -75,8 +75,24 @@ class CropDataset(Dataset[tuple[torch.Tensor, int]]):
         return len(self.crops)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        self._seed_transform()
         pixels = self._pixels[index] if self._pixels is not None else read_crop(self.crops[index].path)
         return self.transform(image=pixels)["image"], self.labels[index]
+
+    def _seed_transform(self) -> None:
+        """Seed a random pipeline once per DataLoader worker from that worker's torch seed.
+
+        albumentations keeps its own generator: copied into every worker it would repeat the same
+        augmentations in each. Torch gives each worker ``base_seed + worker_id`` (the base seed drawn
+        from the seeded main process), so this is reproducible and different per worker.
+        """
+        info = torch.utils.data.get_worker_info()
+        key = info.id if info is not None else None
+        if getattr(self, "_seeded_for", "unseeded") == key:
+            return
+        self._seeded_for = key
+        if info is not None and hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(info.seed % 2**32)
 
 
 def balanced_weights(labels: Sequence[int], power: float) -> np.ndarray:

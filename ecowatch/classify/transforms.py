@@ -21,6 +21,7 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 from albumentations.pytorch import ToTensorV2
 
 from ecowatch.classify.crops import CropGeometry
@@ -133,11 +134,13 @@ def train_transform(pre: Preprocessing, *, scale: tuple[float, float] = (0.55, 1
         scale: area range (fraction of the crop) of the random resized crop.
 
     Returns:
-        An ``albumentations.Compose``. Its randomness comes from numpy/Python's generators,
-        which Lightning's ``seed_everything(workers=True)`` seeds per DataLoader worker.
+        An ``albumentations.Compose`` with its own random generator (albumentations 2 ignores the
+        global numpy/Python seeds), seeded from torch's seed: :class:`~ecowatch.classify.datamodule.CropDataset`
+        reseeds it in each DataLoader worker from that worker's torch seed, so a seeded run
+        augments the same way every time and no two workers repeat each other.
     """
     size = pre.input_size
-    return A.Compose([
+    return A.Compose(seed=torch.initial_seed() % 2**32, transforms=[
         A.RandomResizedCrop(size=(size, size), scale=scale, ratio=(0.8, 1.25), interpolation=cv2.INTER_AREA),
         A.HorizontalFlip(p=0.5),
         A.OneOf([  # exposure: under/over-exposed frames, flash fall-off

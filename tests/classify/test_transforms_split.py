@@ -109,3 +109,25 @@ def test_datamodule_splits_by_location_and_sets_held_out_species_apart(tiny_sour
     unknown = dm.members("unknown_val") + dm.members("unknown_test")
     assert all(c.taxon_id == held_out for c in unknown)
     assert set(dm.datasets["unknown_test"].labels) <= {-1}
+
+
+def test_augmentation_is_seeded_and_differs_between_workers() -> None:
+    """albumentations ignores global seeds: the pipeline's own seed makes runs repeat, per worker."""
+    from torch.utils.data import DataLoader
+
+    from ecowatch.classify.datamodule import CropDataset
+
+    pre = Preprocessing(geometry=CropGeometry(48, 0.15), input_size=32, autocontrast=False)
+    image = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+
+    def batches() -> list[torch.Tensor]:
+        torch.manual_seed(7)
+        data = CropDataset([LabelledCrop(f"c{i}", Path("unused"), "a", "L", "D") for i in range(8)], [0] * 8,
+                           train_transform(pre))
+        data._pixels = [image] * 8  # the same crop eight times
+        loader = DataLoader(data, batch_size=4, num_workers=2, generator=torch.Generator().manual_seed(7))
+        return [images for images, _ in loader]
+
+    first, second = batches(), batches()
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))  # the same run twice
+    assert not torch.equal(first[0], first[1])  # worker 0 and worker 1 do not repeat each other

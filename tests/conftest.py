@@ -4,7 +4,10 @@ name other than localhost fails)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +15,55 @@ import pytest
 import yaml
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: Offline switches for every test (ecowatch sets its own defaults too; tests do not rely on them).
+_TEST_ENV = {
+    "YOLO_OFFLINE": "1",
+    "YOLO_AUTOINSTALL": "False",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
+_saved_env: dict[str, str | None] = {}
+_config_roots: list[Path] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test module is imported: offline switches and private config folders.
+
+    Importing Lightning imports torchmetrics, which imports matplotlib's font manager (it writes a
+    font cache); ultralytics writes its settings on import; torch hub looks for weights in
+    ``TORCH_HOME``. All of that goes to a temporary folder, not ``~``.
+    """
+    root = Path(tempfile.mkdtemp(prefix="ecowatch-tests-"))
+    _config_roots.append(root)
+    values = {**_TEST_ENV, "YOLO_CONFIG_DIR": str(root / "yolo"), "MPLCONFIGDIR": str(root / "matplotlib"),
+              "TORCH_HOME": str(root / "torch")}
+    for key, value in values.items():
+        _saved_env[key] = os.environ.get(key)
+        os.environ[key] = value
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for key, value in _saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    for root in _config_roots:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test (tests share a small machine); the previous count afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def write_project(

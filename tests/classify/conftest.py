@@ -1,53 +1,18 @@
-"""Fixtures of the classifier tests: offline switches, a blocked network, a tiny dump and a tiny model.
-
-Every test here runs with the network blocked: a connection to an IP address or a DNS lookup fails
-the test that made it (nothing may download weights or send telemetry). Matplotlib (imported by
-torchmetrics) keeps its font cache in a temporary folder, not in ``~``.
-"""
+"""Fixtures of the classifier tests: one torch thread, a tiny dump and a tiny model (offline switches and
+the network block are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .data import make_dump
 
-_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        "NO_ALBUMENTATIONS_UPDATE": "1"}
-_set_here: list[str] = []
-_roots: list[Path] = []
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    root = Path(tempfile.mkdtemp(prefix="ecowatch-classify-tests-"))
-    _roots.append(root)
-    for key, value in {**_ENV, "MPLCONFIGDIR": str(root / "matplotlib"), "TORCH_HOME": str(root / "torch")}.items():
-        if key not in os.environ:
-            os.environ[key] = value
-            _set_here.append(key)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    for key in _set_here:
-        os.environ.pop(key, None)
-    for root in _roots:
-        shutil.rmtree(root, ignore_errors=True)
-
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tests share a small machine: one torch thread."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_torch_thread(one_thread: None) -> None:
+    """Every test here runs torch on one thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,9 @@
-"""Fixtures of the retraining tests: offline switches, one torch thread, the generated rounds data, and
+"""Fixtures of the retraining tests: one torch thread, the generated rounds data, and
 a throw-away project (catalog, ``conf/classifier.yaml`` shrunk to seconds, ``conf/retrain.yaml``)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +12,6 @@ import yaml
 from .data import RoundsData, make_rounds
 
 REPO = Path(__file__).resolve().parents[2]
-_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-_set_here: list[str] = []
-_roots: list[Path] = []
 
 #: The challenger's training in the tests: ResNet-18 from scratch at 32 px, 1 thread, no validation
 #: passes during the fit (the retrain evaluates on its holdout), seconds per round.
@@ -31,31 +24,13 @@ TRAINING = {
 }
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    root = Path(tempfile.mkdtemp(prefix="ecowatch-retrain-tests-"))
-    _roots.append(root)
-    for key, value in {**_ENV, "MPLCONFIGDIR": str(root / "matplotlib"), "TORCH_HOME": str(root / "torch")}.items():
-        if key not in os.environ:
-            os.environ[key] = value
-            _set_here.append(key)
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    for key in _set_here:
-        os.environ.pop(key, None)
-    for root in _roots:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tests share a small machine: one torch thread."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_torch_thread(one_thread: None) -> None:
+    """Every test here runs torch on one thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

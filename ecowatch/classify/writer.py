@@ -21,12 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lightning.pytorch.callbacks import BasePredictionWriter
-
 from ecowatch.classify.predict import DetectionScores
-from ecowatch.shards import ShardRecord, ShardSink, insert_rows
+from ecowatch.shards import ShardRecord, ShardSink
 from ecowatch.store import Store
 from ecowatch.store import schema as S
+from ecowatch.store_writer import StoreBatchWriter
 
 #: Flag put on a media row whose file cannot be decoded by the classify stage.
 CLASSIFY_UNREADABLE = "classify_unreadable"
@@ -54,7 +53,7 @@ class ClassifyCounts:
     unknown: int = 0
 
 
-class StoreClassificationWriter(BasePredictionWriter):
+class StoreClassificationWriter(StoreBatchWriter):
     """Writes each predicted batch into the store (``write_on_batch_end``), or into a shard.
 
     Args:
@@ -70,53 +69,23 @@ class StoreClassificationWriter(BasePredictionWriter):
 
     def __init__(self, store: Store, *, model_name: str, model_version: str, temperature: float, run_id: str,
                  shards: ShardSink | None = None) -> None:
-        super().__init__(write_interval="batch")
-        self.store = store
+        super().__init__(store, tables=CLASSIFY_TABLES, counted=S.classifications, run_id=run_id, shards=shards)
         self.model_name = model_name
         self.model_version = model_version
         self.temperature = float(temperature)
-        self.run_id = run_id
-        self.shards = shards
         self.counts = ClassifyCounts()
 
-    def write_on_batch_end(
-        self,
-        trainer: Any,
-        pl_module: Any,
-        prediction: Sequence[DetectionScores],
-        batch_indices: Sequence[int] | None,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        """Insert one batch's rows and flags in one transaction (or shard line)."""
-        self.write(prediction)
-
-    def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
-        """Distributed run: wait for every process, rank 0 merges the shards, then all go on."""
-        if self.shards is None:
-            return
-        tally = _MergeTally()
-        result = self.shards.finish(self.store, run_id=self.run_id, on_record=tally)
-        if result is not None:
-            self.counts = tally.counts(rows_inserted=result.inserted[S.classifications.name])
-
-    def write(self, prediction: Sequence[DetectionScores]) -> None:
-        """Insert the rows of some detections in one transaction (also usable without a Trainer)."""
-        record = self.record(prediction)
-        rows = record["rows"]
-        if self.shards is not None:
-            self.shards.append(record)
-            inserted = len(rows[S.classifications.name])
-        else:
-            with self.store.transaction() as conn:
-                inserted = insert_rows(self.store, conn, CLASSIFY_TABLES, rows,
-                                       run_id=self.run_id)[S.classifications.name]
+    def count(self, prediction: Sequence[DetectionScores], record: ShardRecord, inserted: int) -> None:
+        """Add a written batch to :attr:`counts`."""
         self.counts.batches += 1
         self.counts.detections_done += len(prediction) - len(record["failed"])
         self.counts.detections_failed += len(record["failed"])
         self.counts.rows += inserted
         self.counts.unknown += sum(1 for item in prediction if item.error is None and item.unknown_score >= 0.5)
+
+    def tally(self) -> _MergeTally:
+        """Counts of merged shard records (distributed run)."""
+        return _MergeTally()
 
     def record(self, prediction: Sequence[DetectionScores]) -> ShardRecord:
         """The rows of some detections, without ``run_id`` (filled in when they are inserted).
@@ -156,6 +125,6 @@ class _MergeTally:
                             for row in record["rows"].get(S.classifications.name, ()))
         self.failed.update(record.get("failed", ()))
 
-    def counts(self, *, rows_inserted: int) -> ClassifyCounts:
+    def counts(self, inserted: int) -> ClassifyCounts:
         return ClassifyCounts(detections_done=len(self.unknown), detections_failed=len(self.failed - set(self.unknown)),
-                              rows=rows_inserted, batches=self.batches, unknown=sum(self.unknown.values()))
+                              rows=inserted, batches=self.batches, unknown=sum(self.unknown.values()))

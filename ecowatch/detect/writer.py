@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from lightning.pytorch.callbacks import BasePredictionWriter
 
 from ecowatch.detect.module import ImageDetections
 from ecowatch.detect.tiling import FULL_FRAME
 from ecowatch.errors import ModelNotFoundError
-from ecowatch.shards import ShardRecord, ShardSink, insert_rows
+from ecowatch.shards import ShardRecord, ShardSink
 from ecowatch.store import Store
 from ecowatch.store import schema as S
+from ecowatch.store_writer import StoreBatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class WriteCounts:
     per_category: dict[str, int] = field(default_factory=dict)
 
 
-class StoreDetectionWriter(BasePredictionWriter):
+class StoreDetectionWriter(StoreBatchWriter):
     """Writes each predicted batch into the store (``write_on_batch_end``), or into a shard.
 
     Args:
@@ -107,47 +107,15 @@ class StoreDetectionWriter(BasePredictionWriter):
         run_id: str,
         shards: ShardSink | None = None,
     ) -> None:
-        super().__init__(write_interval="batch")
-        self.store = store
+        super().__init__(store, tables=DETECT_TABLES, counted=S.detections, run_id=run_id, shards=shards)
         self.detector_name = detector_name
         self.detector_version = detector_version
         self.class_map = dict(class_map)
-        self.run_id = run_id
-        self.shards = shards
         self.counts = WriteCounts()
 
-    def write_on_batch_end(
-        self,
-        trainer: Any,
-        pl_module: Any,
-        prediction: Sequence[ImageDetections],
-        batch_indices: Sequence[int] | None,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        """Insert one batch's detections, ``detector_done`` rows and flags in one transaction (or shard line)."""
-        self.write(prediction)
-
-    def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
-        """Distributed run: wait for every process, rank 0 merges the shards, then all go on."""
-        if self.shards is None:
-            return
-        tally = _MergeTally()
-        result = self.shards.finish(self.store, run_id=self.run_id, on_record=tally)
-        if result is not None:
-            self.counts = tally.counts(detections_inserted=result.inserted[S.detections.name])
-
-    def write(self, prediction: Sequence[ImageDetections]) -> None:
-        """Insert the rows of some images in one transaction (also usable without a Trainer)."""
-        record = self.record(prediction)
+    def count(self, prediction: Sequence[ImageDetections], record: ShardRecord, inserted: int) -> None:
+        """Add a written batch to :attr:`counts`."""
         rows = record["rows"]
-        if self.shards is not None:
-            self.shards.append(record)
-            inserted = len(rows[S.detections.name])
-        else:
-            with self.store.transaction() as conn:
-                inserted = insert_rows(self.store, conn, DETECT_TABLES, rows, run_id=self.run_id)[S.detections.name]
         self.counts.batches += 1
         self.counts.media_done += len(rows[S.detector_done.name])
         self.counts.media_failed += len(rows[S.media_flags.name])
@@ -155,6 +123,10 @@ class StoreDetectionWriter(BasePredictionWriter):
         self.counts.detections += inserted
         for row in rows[S.detections.name]:
             self.counts.per_category[row["category"]] = self.counts.per_category.get(row["category"], 0) + 1
+
+    def tally(self) -> _MergeTally:
+        """Counts of merged shard records (distributed run)."""
+        return _MergeTally()
 
     def record(self, prediction: Sequence[ImageDetections]) -> ShardRecord:
         """The rows of some images, without ``run_id`` (filled in when they are inserted).
@@ -227,10 +199,10 @@ class _MergeTally:
         self.tiled.update(record.get("tiled", ()))
         self.category.update((row["detection_id"], row["category"]) for row in rows.get(S.detections.name, ()))
 
-    def counts(self, *, detections_inserted: int) -> WriteCounts:
+    def counts(self, inserted: int) -> WriteCounts:
         per_category: dict[str, int] = {}
         for category in self.category.values():
             per_category[category] = per_category.get(category, 0) + 1
         return WriteCounts(media_done=len(self.done), media_failed=len(self.failed - self.done),
-                           media_tiled=len(self.tiled), detections=detections_inserted, batches=self.batches,
+                           media_tiled=len(self.tiled), detections=inserted, batches=self.batches,
                            per_category=per_category)

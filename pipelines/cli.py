@@ -88,6 +88,16 @@ def _nightly(loaded: LoadedConfig, *, ingest_only: bool = False) -> None:
         click.echo("  images by detector: " + ", ".join(f"{kind}={n}" for kind, n in
                                                           summary.observations.per_type.items())
                    + f"; static false positives flagged: {summary.static_fp.flagged}")
+    cls, fuse = summary.classify, summary.fuse
+    if cls is not None:
+        name = cls.model_name or (fuse.model_name if fuse is not None else "")
+        click.echo(f"  classifier: {name} (version {cls.model_version}): {cls.detections_done} animal boxes "
+                   f"classified, {cls.detections_already_done} already done, {cls.unknown} unlike any known species"
+                   + (f", {cls.crops_per_second:.1f} crops/s" if cls.detections_selected else ""))
+    if fuse is not None:
+        click.echo(f"  fused labels ({fuse.media} images, {fuse.events} sequences; context "
+                   f"{fuse.context_version or 'none'}, prior applied to {fuse.prior_applied} of {fuse.detections} "
+                   "boxes): " + ", ".join(f"{source}={n}" for source, n in sorted(fuse.per_source.items())))
     for name, path in summary.exports.items():
         click.echo(f"  export {name}: {path}")
     if summary.report is not None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecowatch.config import LoadedConfig
 from ecowatch.context.stage import FuseSummary
@@ -31,6 +32,9 @@ from ecowatch.store.queries import flag_counts, media_per_deployment, write_flag
 from ecowatch.tables import read_deployments
 from ecowatch.tracking import RunLogger, tracked_run, tracking_target
 from pipelines.report import run_report
+
+if TYPE_CHECKING:  # importing the classify stage imports torch
+    from ecowatch.classify.stage import ClassifySummary
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class NightlySummary:
     flags_total: dict[str, int]
     seconds: float
     fuse: FuseSummary | None = None
+    classify: ClassifySummary | None = None
 
 
 def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | None = None,
@@ -114,10 +119,10 @@ def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | No
             ingest = ingest_dump(store, dump_root=dump_root, dump_id=names.dump, deployments=deployments,
                                  config=cfg.ingest, run_id=run_id, on_progress=on_progress)
             tracker.log_metrics(ingest_metrics(ingest))
-            detect = static_fp = observations = fuse = None
+            detect = static_fp = classify = observations = fuse = None
             exports: dict[str, Path] = {}
             if not ingest_only:
-                detect, static_fp, observations, exports = _detect_stages(
+                detect, static_fp, classify, observations, exports = _detect_stages(
                     loaded, store, tracker, dump_root=dump_root, run_id=run_id, models_dir=models_dir,
                     exports_dir=exports_dir, tracking_uri=target.tracking_uri if target else None,
                     stage=stage, progress_bar=progress_bar, world=world)
@@ -146,7 +151,7 @@ def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | No
             summary = NightlySummary(run_id, tracker.run_id, names.dump, catalog.location(names.store), ingest,
                                      detect, static_fp, observations, exports, report,
                                      media_per_deployment(store, names.dump), flag_counts(store, names.dump),
-                                     time.perf_counter() - started, fuse)
+                                     time.perf_counter() - started, fuse, classify)
         return summary
     except BaseException:
         store.finish_run(run_id, status="failed", counts={})
@@ -200,8 +205,9 @@ def _flat(prefix: str, value: object) -> dict[str, object]:
 def _detect_stages(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, dump_root: Path, run_id: str,
                    models_dir: Path, exports_dir: Path, tracking_uri: str | None, stage: Callable[[str], None],
                    progress_bar: bool, world: ProcessWorld
-                   ) -> tuple[DetectSummary, StaticFPSummary, DetectorObservationSummary, dict[str, Path]]:
-    """Detection, static false positives, detector observations and the MegaDetector export."""
+                   ) -> tuple[DetectSummary, StaticFPSummary, ClassifySummary | None, DetectorObservationSummary,
+                              dict[str, Path]]:
+    """Detection, static false positives, classification, detector observations and the MegaDetector export."""
     cfg, dump_id = loaded.config, loaded.config.datasets.dump
     stage("detect")
     detect = detect_stage(store, dump_root=dump_root, dump_id=dump_id, config=cfg.detect, run_id=run_id,
@@ -211,6 +217,7 @@ def _detect_stages(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, du
     stage("static false positives")
     static_fp = flag_static_false_positives(store, dump_id=dump_id, detector_version=detect.detector_version,
                                             config=cfg.detect.static_fp)
+    classify = None
     if cfg.classify.model:  # species scores per animal box (the fuse stage turns them into observations)
         from ecowatch.classify import classify_stage
 
@@ -230,7 +237,7 @@ def _detect_stages(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, du
     stage("export")
     exports = {"megadetector": export_megadetector_json(
         store, exports_dir / dump_id / "megadetector.json", dump_id=dump_id, detector_version=detect.detector_version)}
-    return detect, static_fp, observations, exports
+    return detect, static_fp, classify, observations, exports
 
 
 def _fuse_stage(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, run_id: str, models_dir: Path,

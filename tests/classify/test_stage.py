@@ -193,3 +193,16 @@ def test_run_config_has_a_validated_classify_section() -> None:
         RunConfig.model_validate({"classify": {"top_kk": 3}})
     with pytest.raises(ValueError, match="min_detection_conf"):
         RunConfig.model_validate({"classify": {"min_detection_conf": 1.5}})
+
+
+def test_bundled_classifier_resolves_by_name_and_stands_alone(tmp_path: Path) -> None:
+    """``classify.model: ecowatch-species-synth`` (the demo's) is a complete checkpoint shipped with the package."""
+    from ecowatch.classify.stage import BUNDLED_CLASSIFIERS, resolve_classifier
+
+    resolved = resolve_classifier("ecowatch-species-synth", cache_dir=tmp_path)
+    assert resolved.source == "bundled" and resolved.path.name == BUNDLED_CLASSIFIERS["ecowatch-species-synth"]
+    model = load_classifier(resolved.path)
+    assert model.version == resolved.version and 0.5 < model.temperature < 5.0
+    assert len(model.taxonomy.class_ids) >= 10
+    assert all(model.taxonomy.taxa[c].rank == "species" for c in model.taxonomy.class_ids)
+    assert model.taxonomy.ancestor(model.taxonomy.class_ids[0], "family")  # the tree travels with it

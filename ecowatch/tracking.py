@@ -408,6 +408,49 @@ def tracked_run(
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))(?:/(?P<path>.+))?$")
 
 
+class SystemMetrics:
+    """This machine's CPU, memory, disk, network (and GPU) use, sampled into an MLflow run.
+
+    MLflow's own monitor, with a node id: the metrics are ``system/<node_id>/cpu_utilization_percentage``
+    ... so the machines of one distributed run log side by side into the same run. ``start`` and
+    ``stop`` never raise: system metrics are a diagnostic, not part of the result.
+
+    Args:
+        target: the tracking store.
+        run_id: the run to log to.
+        node_id: the machine's name in the metric keys (e.g. ``node0``).
+        interval_s: seconds between samples (MLflow's ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` wins).
+    """
+
+    def __init__(self, target: TrackingTarget, run_id: str, *, node_id: str, interval_s: float = 10.0) -> None:
+        self.target, self.run_id, self.node_id, self.interval_s = target, run_id, node_id, interval_s
+        self._monitor: Any = None
+
+    def start(self) -> None:
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=self.interval_s, node_id=self.node_id,
+                                                 tracking_uri=self.target.tracking_uri)
+            self._monitor.start()
+        except Exception as exc:  # noqa: BLE001 - diagnostics must not stop a training run
+            log.warning("system metrics of %s not logged to run %s: %s", self.node_id, self.run_id, exc)
+            self._monitor = None
+
+    def stop(self) -> None:
+        """Stop sampling; a last sample is logged, so even a run shorter than the interval has one."""
+        monitor, self._monitor = self._monitor, None
+        if monitor is None:
+            return
+        try:
+            monitor.finish()
+            monitor.collect_metrics()
+            monitor.publish_metrics(monitor.aggregate_metrics())
+            monitor.mlflow_logger.flush()
+        except Exception as exc:  # noqa: BLE001 - diagnostics must not fail a finished training run
+            log.warning("system metrics of %s: %s", self.node_id, exc)
+
+
 @dataclass(frozen=True)
 class ModelArtifact:
     """A registered model version's artefact, downloaded to a local folder.

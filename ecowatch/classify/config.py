@@ -228,10 +228,19 @@ class RegistryConfig(_Strict):
 
 
 class TrackingConfig(_Strict):
-    """MLflow experiment of training runs."""
+    """MLflow experiment of training runs.
+
+    Attributes:
+        experiment: the MLflow experiment.
+        enabled: log the run (rank 0 only).
+        system_metrics_s: seconds between samples of each machine's CPU, memory, disk, network
+            and GPU use, logged to the run as ``system/node<N>/...`` by every machine of a
+            distributed run; None: not logged.
+    """
 
     experiment: str = Field("ecowatch-classifier", min_length=1)
     enabled: bool = True
+    system_metrics_s: float | None = Field(10.0, gt=0)
 
 
 class ClassifierTrainingConfig(_Strict):

@@ -252,8 +252,9 @@ def train_classifier(
     with tracked_run(target, experiment=cfg.tracking.experiment, run_name=f"train-{cfg.model.name}",
                      tags={"ecowatch.kind": "train-classifier", "ecowatch.backbone": cfg.model.backbone}) as tracker:
         tracker.log_params(params)
+        nodes = _NodeMetrics(tracking if cfg.tracking.enabled else None, tracker.run_id, cfg.tracking.system_metrics_s)
         datamodule, task, timer, trainer = _fit(cfg, crops, taxonomy, split, preprocessing, progress_bar=progress_bar,
-                                                fast_dev_run=fast_dev_run, weights_dir=weights_dir,
+                                                fast_dev_run=fast_dev_run, weights_dir=weights_dir, nodes=nodes,
                                                 init_from=init_from)
         if trainer.global_rank != 0:  # DDP: the weights are the same on every rank; rank 0 does the rest
             return None
@@ -365,9 +366,49 @@ class _Timer:
         return TrainTimer()
 
 
+class _NodeMetrics:
+    """A Lightning callback: every machine of the run logs its system metrics into rank 0's MLflow run.
+
+    Rank 0 opened the run; its id reaches the other processes by the strategy's broadcast when the
+    fit starts, and each machine's local rank 0 samples that machine (``system/node<N>/...``).
+    """
+
+    def __init__(self, tracking: TrackingTarget | None, run_id: str | None, interval_s: float | None) -> None:
+        self.tracking, self.run_id, self.interval_s = tracking, run_id, interval_s
+
+    def callback(self) -> Any:
+        from lightning.pytorch.callbacks import Callback
+
+        from ecowatch.tracking import SystemMetrics
+
+        owner = self
+
+        class NodeSystemMetrics(Callback):
+            monitor: SystemMetrics | None = None
+
+            def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+                run_id = trainer.strategy.broadcast(owner.run_id, src=0)
+                if owner.tracking is None or owner.interval_s is None or run_id is None or trainer.local_rank != 0:
+                    return
+                self.monitor = SystemMetrics(owner.tracking, run_id, node_id=f"node{trainer.node_rank}",
+                                             interval_s=owner.interval_s)
+                self.monitor.start()
+
+            def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+                if self.monitor is not None:
+                    self.monitor.stop()
+                    self.monitor = None
+
+            def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+                self.on_fit_end(trainer, pl_module)
+
+        return NodeSystemMetrics()
+
+
 def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTaxonomy, split: LocationSplit,
          preprocessing: Preprocessing, *, progress_bar: bool, fast_dev_run: bool,
-         weights_dir: Path | None, init_from: Path | None = None) -> tuple[Any, Any, _Timer, Any]:
+         weights_dir: Path | None, init_from: Path | None = None, nodes: _NodeMetrics | None = None
+         ) -> tuple[Any, Any, _Timer, Any]:
     import lightning as L
 
     from ecowatch.classify.datamodule import ClassifierDataModule
@@ -397,7 +438,8 @@ def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTax
         max_time={"minutes": t.max_minutes} if t.max_minutes else None,
         check_val_every_n_epoch=t.val_every_n_epochs, num_sanity_val_steps=0,
         logger=False, enable_checkpointing=False, enable_progress_bar=progress_bar, enable_model_summary=False,
-        callbacks=[timer.callback()], fast_dev_run=fast_dev_run, deterministic=False,
+        callbacks=[timer.callback(), *([nodes.callback()] if nodes is not None else [])], fast_dev_run=fast_dev_run,
+        deterministic=False,
     )
     trainer.fit(task, datamodule=datamodule)
     return datamodule, task, timer, trainer

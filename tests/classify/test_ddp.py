@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def _train(conf: Path, *, devices: int) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "LOCAL_RANK", "NODE_RANK", "RANK",
                                                                      "WORLD_SIZE", "MASTER_"))}
-    env.update(OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO))
+    env.update(OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO), MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
     command = [sys.executable, "-m", "pipelines", "train", "classifier", "--config", str(conf),
                "--set", f"train.devices={devices}", "--set", "train.max_epochs=2", "--set", "train.batch_size=8",
                "--set", "train.threads=1", "--set", "train.accelerator=cpu"]
@@ -57,3 +57,4 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tiny_dump: Path
     assert two_model.taxonomy.class_ids == one_model.taxonomy.class_ids
     for key in ("val.top1", "val.macro_f1", "test.top1", "temperature"):
         assert key in two, key
+    assert "system/node0/cpu_utilization_percentage" in two  # the machine's load, logged into rank 0's run

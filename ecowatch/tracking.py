@@ -118,6 +118,18 @@ def _mlflow() -> Any:
     return mlflow
 
 
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
+def mlflow_key(name: str) -> str:
+    """A metric, parameter or tag name MLflow accepts: other characters become ``_``.
+
+    MLflow allows letters, digits, ``_ - . : /`` and spaces; keys built from data (an observation
+    source such as ``classifier+prior``, a taxon id) would otherwise fail the whole call.
+    """
+    return _KEY_UNSAFE.sub("_", str(name))
+
+
 @dataclass
 class RunLogger:
     """Logs to one MLflow run; a disabled logger records nothing and costs nothing.
@@ -150,21 +162,21 @@ class RunLogger:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters (values become strings; MLflow caps each at 6,000 characters)."""
         if self.enabled and params:
-            values = {k: str(v)[:6000] for k, v in params.items()}
+            values = {mlflow_key(k): str(v)[:6000] for k, v in params.items()}
             self._call("params", {"params": values},
                        lambda: self._client.log_batch(self.run_id, params=[_param(k, v) for k, v in values.items()]))
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None) -> None:
         """Log numeric metrics."""
         if self.enabled and metrics:
-            values = {k: float(v) for k, v in metrics.items()}
+            values = {mlflow_key(k): float(v) for k, v in metrics.items()}
             self._call("metrics", {"metrics": values, "step": step or 0},
                        lambda: self._log_metrics(values, step or 0))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set run tags."""
         if self.enabled and tags:
-            values = {k: str(v) for k, v in tags.items()}
+            values = {mlflow_key(k): str(v) for k, v in tags.items()}
             self._call("tags", {"tags": values}, lambda: [self._client.set_tag(self.run_id, k, v)
                                                           for k, v in values.items()])
 

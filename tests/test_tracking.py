@@ -43,3 +43,21 @@ def test_disabled_tracking_logs_nothing() -> None:
     with tracked_run(None, experiment="t", run_name="r") as run:
         run.log_params({"a": 1})
         assert not run.enabled
+
+
+def test_keys_built_from_data_are_made_acceptable(tmp_path) -> None:
+    """A metric named after an observation source (``classifier+prior``) is logged, not a failed run."""
+    from mlflow.tracking import MlflowClient
+
+    from ecowatch.tracking import mlflow_key, tracked_run, tracking_target
+
+    assert mlflow_key("fuse.source.classifier+prior") == "fuse.source.classifier_prior"
+    assert mlflow_key("system/node0/cpu: 1 a-b_c") == "system/node0/cpu: 1 a-b_c"
+    target = tracking_target(str(tmp_path / "mlflow.db"))
+    with tracked_run(target, experiment="keys", run_name="keys") as tracker:
+        tracker.log_metrics({"fuse.source.classifier+prior": 3})
+        tracker.log_params({"a+b": 1})
+        tracker.set_tags({"t+": "x"})
+    run = MlflowClient(tracking_uri=target.tracking_uri).get_run(tracker.run_id)
+    assert run.data.metrics["fuse.source.classifier_prior"] == 3.0
+    assert run.data.params["a_b"] == "1" and run.data.tags["t_"] == "x"

@@ -22,7 +22,6 @@ stale crop and a re-run decodes nothing it has already cropped.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections import defaultdict
@@ -35,6 +34,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from ecowatch.errors import InputDataError
+from ecowatch.formats.coco_camera_traps import load_coco_camera_traps
 from ecowatch.store import Store
 from ecowatch.store import schema as S
 
@@ -171,18 +171,8 @@ def sources_from_coco(
             image that is not in it.
     """
     labels_path = Path(labels_path)
-    try:
-        data = json.loads(labels_path.read_text(encoding="utf-8"))
-        images = {img["id"]: img for img in data["images"]}
-        categories = {cat["id"]: cat for cat in data.get("categories", [])}
-        annotations = data["annotations"]
-    except FileNotFoundError as exc:
-        raise InputDataError(f"{labels_path}: labels file not found; check the catalog's labels entry.") from exc
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputDataError(
-            f"{labels_path}: not a COCO Camera Traps file ({type(exc).__name__}: {exc}); it needs 'images' and "
-            "'annotations' lists."
-        ) from exc
+    coco = load_coco_camera_traps(labels_path)
+    images, categories, annotations = coco.images, coco.categories, coco.annotations
     excluded = set(exclude_taxa)
     root = Path(images_root)
     out: list[CropSource] = []

@@ -16,7 +16,6 @@ location, event id and taxon) and keeps the largest number of individuals seen i
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ecowatch.errors import InputDataError
+from ecowatch.formats.coco_camera_traps import load_coco_camera_traps
 from ecowatch.store import Store
 from ecowatch.store import schema as S
 
@@ -84,16 +84,8 @@ def observations_from_coco(path: Path, *, exclude_taxa: Sequence[str] = (),
         InputDataError: the file is missing or not COCO Camera Traps, or an image has no location.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        images = {img["id"]: img for img in data["images"]}
-        categories = {cat["id"]: cat for cat in data.get("categories", [])}
-        annotations = data["annotations"]
-    except FileNotFoundError as exc:
-        raise InputDataError(f"{path}: labels file not found; check the catalog's labels entry.") from exc
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputDataError(f"{path}: not a COCO Camera Traps file ({type(exc).__name__}: {exc}); it needs "
-                             "'images' and 'annotations' lists.") from exc
+    coco = load_coco_camera_traps(path)
+    images, categories, annotations = coco.images, coco.categories, coco.annotations
     excluded = set(exclude_taxa)
     per_image: Counter[tuple[object, str]] = Counter()
     for ann in annotations:

@@ -37,6 +37,7 @@ from PIL import Image, ImageOps
 
 from ecowatch.detect.registry import MEGADETECTOR_CLASS_MAP
 from ecowatch.errors import InputDataError
+from ecowatch.formats.coco_camera_traps import load_coco_camera_traps
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +110,9 @@ def read_coco_camera_traps(coco_path: str | Path, images_root: str | Path) -> li
         InputDataError: the file is not COCO Camera Traps JSON.
     """
     coco_path, images_root = Path(coco_path), Path(images_root)
-    try:
-        document = json.loads(coco_path.read_text(encoding="utf-8"))
-        images, annotations, categories = document["images"], document["annotations"], document["categories"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputDataError(f"{coco_path} is not a COCO Camera Traps file ({exc}); it needs images, "
-                             "annotations and categories.") from exc
-    names = {c["id"]: str(c.get("species_key") or c.get("name", "")) for c in categories}
+    coco = load_coco_camera_traps(coco_path)
+    images, annotations = list(coco.images.values()), coco.annotations
+    names = {c["id"]: str(c.get("species_key") or c.get("name", "")) for c in coco.categories.values()}
     by_image: dict[Any, list[dict[str, Any]]] = {}
     for ann in annotations:
         by_image.setdefault(ann["image_id"], []).append(ann)

@@ -11,7 +11,6 @@ animal?) are what a reviewer sorting images experiences, and are given beside th
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 
 from ecowatch.detect.datasets import category_class
 from ecowatch.detect.registry import MEGADETECTOR_CLASS_MAP
+from ecowatch.formats.coco_camera_traps import load_coco_camera_traps
 from ecowatch.store import Store
 from ecowatch.store import schema as S
 
@@ -74,12 +74,12 @@ class OperatingPoint:
 
 def read_truth(coco_path: str | Path) -> dict[str, TruthImage]:
     """Ground-truth boxes of a COCO Camera Traps file by image ``file_name``, per detector category."""
-    document = json.loads(Path(coco_path).read_text(encoding="utf-8"))
-    names = {c["id"]: str(c.get("species_key") or c.get("name", "")) for c in document["categories"]}
+    coco = load_coco_camera_traps(coco_path)
+    names = {c["id"]: str(c.get("species_key") or c.get("name", "")) for c in coco.categories.values()}
     out = {img["file_name"]: TruthImage(img["file_name"], int(img["width"]), int(img["height"]))
-           for img in document["images"]}
-    by_id = {img["id"]: img["file_name"] for img in document["images"]}
-    for ann in document["annotations"]:
+           for img in coco.images.values()}
+    by_id = {img_id: img["file_name"] for img_id, img in coco.images.items()}
+    for ann in coco.annotations:
         cls = category_class(names.get(ann["category_id"], ""))
         if cls is None or "bbox" not in ann:
             continue

@@ -24,7 +24,6 @@ unknown) or whose image file is missing are left out and counted in :attr:`SetIn
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter, defaultdict
@@ -36,6 +35,7 @@ from ecowatch.catalog import Catalog
 from ecowatch.classify.crops import sources_from_coco
 from ecowatch.config import IMAGE_EXTENSIONS
 from ecowatch.errors import CatalogError, InputDataError
+from ecowatch.formats.coco_camera_traps import load_coco_camera_traps
 from ecowatch.formats.folders_import import TaxonMatcher
 from ecowatch.ingest.assign import station_key
 from ecowatch.retrain.config import LoadedRetrainConfig
@@ -93,7 +93,7 @@ def labels_from_coco(labels_path: Path, images_root: Path, *, name: str, images_
     """
     sources = sources_from_coco(labels_path, images_root)
     times = {Path(images_root) / img["file_name"]: str(img.get("datetime") or "").replace(" ", "T")
-             for img in json.loads(Path(labels_path).read_text(encoding="utf-8"))["images"]}
+             for img in load_coco_camera_traps(labels_path).images.values()}
     skipped: Counter[str] = Counter()
     labels = []
     for source in sources:

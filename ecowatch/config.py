@@ -249,8 +249,12 @@ class ClassifyConfig(_Strict):
     Attributes:
         model: a classifier checkpoint written by ``ecowatch train classifier`` (a path, absolute
             or relative to the catalog's ``models`` folder) or an MLflow model registry URI
-            (``models:/<name>@<alias>`` or ``models:/<name>/<version>``); None: no classifier,
-            the classify stage is skipped.
+            (``models:/<name>@<alias>`` or ``models:/<name>/<version>``), or a bundled classifier's
+            name (``ecowatch-species-synth``); None: no classifier, the classify stage is skipped.
+        fallback: the classifier to use while ``model`` is a registry URI that the registry does not
+            hold yet (no such model or alias, e.g. ``@champion`` before the first ``ecowatch retrain``);
+            a logged warning says so. Never used when the registry cannot be reached. None: such
+            a ``model`` is an error.
         min_detection_conf: only animal detections with at least this confidence (0..1) are
             classified (lower ones are mostly empty frames, and cost time).
         top_k: taxon scores recorded per detection (rank 1 = best; at most the model's classes).
@@ -265,6 +269,7 @@ class ClassifyConfig(_Strict):
     """
 
     model: str | None = Field(None, min_length=1)
+    fallback: str | None = Field(None, min_length=1)
     min_detection_conf: float = Field(0.2, ge=0.0, le=1.0)
     top_k: int = Field(5, ge=1, le=100)
     batch_size: int = Field(64, ge=1, le=4096)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ecowatch.classify.checkpoint import checkpoint_version
@@ -101,6 +101,35 @@ class ClassifySummary:
 #: trained on generated dumps (the demo's species model; see ``ecowatch/classify/bundled/README.md``).
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 BUNDLED_CLASSIFIERS = {"ecowatch-species-synth": "ecowatch-species-synth.ckpt"}
+
+
+def resolve_configured_classifier(config: ClassifyConfig, *, cache_dir: Path,
+                                  tracking_uri: str | None = None) -> ResolvedClassifier:
+    """``classify.model``, or ``classify.fallback`` while the registry does not hold that model yet.
+
+    The nightly run points at ``models:/ecowatch-species@champion``; until a retrain has promoted a
+    champion the registry answers "no such model or alias", and the fallback (e.g. the bundled
+    classifier) is used, with a warning. An unreachable registry is an error, never a fallback.
+
+    Raises:
+        ConfigError: ``classify.model`` is not set.
+        ModelNotFoundError: as :func:`resolve_classifier`, for the model and then the fallback.
+    """
+    if not config.model:
+        raise ConfigError("classify.model is not set; name a classifier checkpoint or models:/ URI.")
+    try:
+        return resolve_classifier(config.model, cache_dir=cache_dir, tracking_uri=tracking_uri)
+    except ModelNotFoundError as exc:
+        from ecowatch.tracking import TrackingError, TrackingUnavailable
+
+        cause = exc.__cause__
+        registry_miss = isinstance(cause, TrackingError) and not isinstance(cause, TrackingUnavailable)
+        if not (config.fallback and config.model.startswith("models:/") and registry_miss):
+            raise
+        log.warning("classifier %s is not in the registry yet (%s); using classify.fallback %s",
+                    config.model, cause, config.fallback)
+        fallback = resolve_classifier(config.fallback, cache_dir=cache_dir, tracking_uri=tracking_uri)
+        return replace(fallback, origin=f"{fallback.origin} (classify.fallback: {config.model} not registered)")
 
 
 def resolve_classifier(spec: str, *, cache_dir: Path, tracking_uri: str | None = None) -> ResolvedClassifier:
@@ -224,7 +253,7 @@ def classify_stage(
     # rank 0 fetches the checkpoint and merges leftover shards; the others select after it (and after
     # rank 0's steps between the stages, e.g. static false positives, which change what qualifies)
     with main_process_first(world):
-        resolved = resolve_classifier(config.model, cache_dir=cache_dir, tracking_uri=tracking_uri)
+        resolved = resolve_configured_classifier(config, cache_dir=cache_dir, tracking_uri=tracking_uri)
         place = ShardPlace(Path(shards_dir) if shards_dir else Path(cache_dir) / "shards", "classify",
                            resolved.version, dump_id)
         if world.is_main:

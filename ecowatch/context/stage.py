@@ -154,13 +154,13 @@ def fuse_stage(
         InputDataError: classifications name taxa that are not classes of the checkpoint.
     """
     from ecowatch.classify.checkpoint import load_classifier
-    from ecowatch.classify.stage import resolve_classifier
+    from ecowatch.classify.stage import resolve_configured_classifier
 
     started = time.perf_counter()
     if not classify.model:
         raise ConfigError("the fuse stage needs classify.model (the classifier whose scores it fuses); set it or "
                           "set fuse.enabled: false.")
-    resolved = resolve_classifier(classify.model, cache_dir=cache_dir, tracking_uri=tracking_uri)
+    resolved = resolve_configured_classifier(classify, cache_dir=cache_dir, tracking_uri=tracking_uri)
     classifier = load_classifier(resolved.path)
     taxonomy = classifier.taxonomy
     priors = graph = None

@@ -206,3 +206,19 @@ def test_bundled_classifier_resolves_by_name_and_stands_alone(tmp_path: Path) ->
     assert len(model.taxonomy.class_ids) >= 10
     assert all(model.taxonomy.taxa[c].rank == "species" for c in model.taxonomy.class_ids)
     assert model.taxonomy.ancestor(model.taxonomy.class_ids[0], "family")  # the tree travels with it
+
+
+def test_champion_not_registered_yet_uses_the_fallback(tmp_path: Path) -> None:
+    """conf/nightly.yaml asks for @champion; before the first retrain the bundled fallback runs, with a warning."""
+    from ecowatch.classify.stage import resolve_configured_classifier
+    from ecowatch.tracking import tracking_target
+
+    uri = tracking_target(str(tmp_path / "mlflow.db")).tracking_uri
+    config = ClassifyConfig(model="models:/ecowatch-species@champion", fallback="ecowatch-species-synth")
+    resolved = resolve_configured_classifier(config, cache_dir=tmp_path, tracking_uri=uri)
+    assert resolved.source == "bundled" and "not registered" in resolved.origin
+    with pytest.raises(ModelNotFoundError, match="ecowatch-species"):  # without a fallback: the registry's answer
+        resolve_configured_classifier(config.model_copy(update={"fallback": None}), cache_dir=tmp_path,
+                                      tracking_uri=uri)
+    with pytest.raises(ModelNotFoundError, match="tracking store"):  # no registry to ask: an error, not a fallback
+        resolve_configured_classifier(config, cache_dir=tmp_path, tracking_uri=None)

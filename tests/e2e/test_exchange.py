@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -39,20 +38,6 @@ PROJECT = ProjectInfo(
 )
 
 
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    _block_network(monkeypatch)
-
-
-def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-
-
 def _read(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
@@ -75,10 +60,8 @@ def nightly_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
                          taxonomy=base / "tiny" / "taxonomy.csv")  # fmt: skip
     overrides = {"ingest.workers": 0, "tracking.enabled": False, "detect.workers": 0, "detect.imgsz": 64,
                  "detect.tiling.mode": "never"}  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
-        _block_network(patch)
-        detector = build_tiny_detector(base / "tiny-detector.pt", imgsz=64)
-        run_nightly(load_config(conf, overrides={**overrides, "detect.detector": str(detector)}))
+    detector = build_tiny_detector(base / "tiny-detector.pt", imgsz=64)  # network blocked: tests/conftest.py
+    run_nightly(load_config(conf, overrides={**overrides, "detect.detector": str(detector)}))
     return conf, base / "tiny"
 
 
@@ -90,7 +73,7 @@ def _observation_ids(store, *sources: str) -> set[str]:
 
 @pytest.mark.slow
 @needs_schemas
-def test_nightly_run_exports_a_valid_package(nightly_project, tmp_path: Path, no_network) -> None:
+def test_nightly_run_exports_a_valid_package(nightly_project, tmp_path: Path) -> None:
     conf, tiny = nightly_project
     store = open_store(conf.parent.parent / "work" / "results.sqlite")
     out = export_camtrap_dp(store, tmp_path / "pkg", dump_id="dump", project=PROJECT,
@@ -127,8 +110,7 @@ def test_nightly_run_exports_a_valid_package(nightly_project, tmp_path: Path, no
 
 
 @needs_schemas
-def test_a_named_animal_replaces_the_detectors_unnamed_one_in_the_package(nightly_project, tmp_path: Path,
-                                                                           no_network) -> None:
+def test_a_named_animal_replaces_the_detectors_unnamed_one_in_the_package(nightly_project, tmp_path: Path) -> None:
     """Once the fuser names an image's animal, the detector's "an animal" row of that image is not exported."""
     conf, tiny = nightly_project
     store = open_store(conf.parent.parent / "work" / "results.sqlite")
@@ -158,7 +140,7 @@ def test_a_named_animal_replaces_the_detectors_unnamed_one_in_the_package(nightl
 
 @pytest.mark.slow
 @needs_schemas
-def test_export_commands_on_the_configured_store(nightly_project, no_network, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_commands_on_the_configured_store(nightly_project, monkeypatch: pytest.MonkeyPatch) -> None:
     conf, tiny = nightly_project
     monkeypatch.setenv("ECOWATCH_CAMTRAP_DP_SCHEMAS", str(SCHEMAS))
     runner = CliRunner()
@@ -186,7 +168,7 @@ def test_export_commands_on_the_configured_store(nightly_project, no_network, mo
 
 
 @needs_schemas
-def test_invalid_package_exits_1(tmp_path: Path, project_factory, no_network, monkeypatch) -> None:
+def test_invalid_package_exits_1(tmp_path: Path, project_factory, monkeypatch) -> None:
     """A store row that breaks Camtrap DP (an observation type outside its list) is reported, status 1."""
     conf = project_factory(dump=tmp_path)
     monkeypatch.setenv("ECOWATCH_CAMTRAP_DP_SCHEMAS", str(SCHEMAS))

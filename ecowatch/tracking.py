@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ecowatch.errors import EcowatchError
+from ecowatch.errors import EcowatchError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -479,6 +479,30 @@ class ModelArtifact:
     name: str
     version: str
     source_uri: str
+
+    def single_file(self, suffix: str, *, uri: str, what: str, example: str) -> Path:
+        """The one ``suffix`` file of the artefact (the artefact itself, or a folder holding exactly one).
+
+        Args:
+            suffix: e.g. ``.pt`` or ``.ckpt``.
+            uri: the ``models:/`` URI, for the message.
+            what: what the file is (``detector``, ``classifier``), for the message.
+            example: a URI naming the file, for the message.
+
+        Raises:
+            ModelNotFoundError: none or several such files.
+        """
+        local = self.local_path
+        if local.is_file():
+            return local
+        found = sorted(local.rglob(f"*{suffix}"))
+        if len(found) != 1:
+            names = ", ".join(str(p.relative_to(local)) for p in found) or "none"
+            raise ModelNotFoundError(
+                f"{what} {uri}: expected exactly one {suffix} file in the model artefact at {local}, found "
+                f"{names}. Name the file in the URI, e.g. {example}."
+            )
+        return found[0]
 
 
 def parse_models_uri(uri: str) -> tuple[str, str | None, str | None, str]:

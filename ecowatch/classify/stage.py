@@ -162,7 +162,8 @@ def resolve_classifier(spec: str, *, cache_dir: Path, tracking_uri: str | None =
             artifact = fetch_model_artifact(text, Path(cache_dir) / "mlflow", tracking_uri=tracking_uri)
         except TrackingError as exc:
             raise ModelNotFoundError(f"classifier {text}: {exc}") from exc
-        path = _single_checkpoint(artifact.local_path, text)
+        path = artifact.single_file(".ckpt", uri=text, what="classifier",
+                                    example="models:/<name>@<alias>/<file>.ckpt")
         return ResolvedClassifier(path, checkpoint_version(path), "mlflow", text)
     if text in BUNDLED_CLASSIFIERS:
         path = BUNDLED_DIR / BUNDLED_CLASSIFIERS[text]
@@ -182,19 +183,6 @@ def resolve_classifier(spec: str, *, cache_dir: Path, tracking_uri: str | None =
             "folder) or to its models:/<name>@<alias> URI."
         )
     return ResolvedClassifier(path, checkpoint_version(path), "path", text)
-
-
-def _single_checkpoint(local: Path, uri: str) -> Path:
-    if local.is_file():
-        return local
-    found = sorted(local.rglob("*.ckpt"))
-    if len(found) != 1:
-        names = ", ".join(str(p.relative_to(local)) for p in found) or "none"
-        raise ModelNotFoundError(
-            f"classifier {uri}: expected exactly one .ckpt file in the model artefact at {local}, found {names}. "
-            "Name the file in the URI, e.g. models:/<name>@<alias>/<file>.ckpt."
-        )
-    return found[0]
 
 
 def classify_stage(

@@ -230,23 +230,10 @@ def _resolve_mlflow(uri: str, *, cache_dir: Path, tracking_uri: str | None) -> R
         artifact = fetch_model_artifact(uri, cache_dir / "mlflow", tracking_uri=tracking_uri)
     except TrackingError as exc:
         raise ModelNotFoundError(f"detector {uri}: {exc}") from exc
-    weights = _single_checkpoint(artifact.local_path, uri)
+    weights = artifact.single_file(".pt", uri=uri, what="detector",
+                                   example="models:/<name>@<alias>/weights/best.pt")
     resolved = _resolve_path(weights, origin=uri)
     return replace(resolved, name=f"{artifact.name}/{artifact.version}", source="mlflow")
-
-
-def _single_checkpoint(local: Path, uri: str) -> Path:
-    """The one ``.pt`` file of a downloaded artefact (a file, or a folder holding exactly one)."""
-    if local.is_file():
-        return local
-    found = sorted(local.rglob("*.pt"))
-    if len(found) != 1:
-        names = ", ".join(str(p.relative_to(local)) for p in found) or "none"
-        raise ModelNotFoundError(
-            f"detector {uri}: expected exactly one .pt file in the model artefact at {local}, found {names}. "
-            "Name the file in the URI, e.g. models:/<name>@<alias>/weights/best.pt."
-        )
-    return found[0]
 
 
 def download(url: str, target: Path, *, checksum: str | None) -> Path:

@@ -61,3 +61,19 @@ def test_keys_built_from_data_are_made_acceptable(tmp_path) -> None:
     run = MlflowClient(tracking_uri=target.tracking_uri).get_run(tracker.run_id)
     assert run.data.metrics["fuse.source.classifier_prior"] == 3.0
     assert run.data.params["a_b"] == "1" and run.data.tags["t_"] == "x"
+
+
+def test_model_artifact_names_its_single_weights_file(tmp_path) -> None:
+    from ecowatch.errors import ModelNotFoundError
+    from ecowatch.tracking import ModelArtifact
+
+    folder = tmp_path / "artefact"
+    (folder / "weights").mkdir(parents=True)
+    (folder / "weights" / "best.pt").write_bytes(b"x")
+    artifact = ModelArtifact(folder, "det", "3", "runs:/r/model")
+    assert artifact.single_file(".pt", uri="models:/det/3", what="detector", example="e") == folder / "weights" / "best.pt"
+    (folder / "weights" / "last.pt").write_bytes(b"y")
+    with pytest.raises(ModelNotFoundError, match=r"exactly one \.pt file.*weights/best.pt, weights/last.pt"):
+        artifact.single_file(".pt", uri="models:/det/3", what="detector", example="models:/det/3/weights/best.pt")
+    with pytest.raises(ModelNotFoundError, match=r"found none"):
+        artifact.single_file(".ckpt", uri="models:/det/3", what="classifier", example="e")

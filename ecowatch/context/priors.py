@@ -13,10 +13,14 @@ With ``n`` the events of a taxon at a level, ``N`` their sum, and the strengths 
 - **region**: ``p_r(t) = (n_r(t) + s_region * p_g(t)) / (N_r + s_region)``; **site** (location):
   ``p_s(t) = (n_s(t) + s_site * p_r(t)) / (N_s + s_site)`` (a site in no region, or in a region with
   no labels, is shrunk towards global).
-- **season** modulates the annual prior multiplicatively: ``m(t, season) = p(t | season) / p(t)``
-  at the site's region, where ``p_r(t | season)`` is shrunk (``s_season``) towards the region's
-  annual prior times the global seasonal modulation; then
-  ``p(t | site, season) ~ p_s(t) * m_r(t, season)`` (site and season effects are assumed separable).
+- **season** modulates the annual prior multiplicatively: ``m(t, season) = p(t | season) / p(t)
+  = p(season | t) / p(season)``. Globally, a taxon's season profile ``p(season | t)`` is shrunk
+  (``s_season``) towards its genus', family's, ... and the overall one, as activity is below (a
+  taxon nobody labelled has its parent's profile, and with no seasonal labels ``m = 1``: no
+  evidence is no modulation). At a region, the taxon's profile there is shrunk (``s_season``)
+  towards the global profile (rescaled to the region's own share of events per season, its
+  sampling effort). Then ``p(t | site, season) ~ p_s(t) * m_r(t, season)`` (site and season effects
+  are assumed separable).
 - **activity**: a taxon's time-of-day profile ``a(t, tod)`` shrunk (``s_activity``) towards its
   genus', family's, ... and the global one; the evidence of a time of day is ``a(t, tod) / p(tod)``.
 
@@ -178,24 +182,28 @@ class ContextPriors:
                 n_tod[c, TIMES_OF_DAY.index(link.time_of_day)] += link.events
         self.global_prior = taxonomy_backoff(n_global, taxonomy, s.taxonomy_strength)
         self._n_global, self._n_region, self._n_site = n_global, n_region, n_site
-        self._global_season = _shrink(n_global_season, self.global_prior, s.season_strength) / self.global_prior
         self._region = _shrink(n_region, self.global_prior, s.region_strength)
-        base = self._region[:, None, :] * self._global_season[None, :, :]
-        base = base / base.sum(axis=-1, keepdims=True)
-        self._region_season = _shrink(n_region_season, base, s.season_strength) / self._region[:, None, :]
-        self._activity = self._activity_profiles(n_tod, taxonomy, s.activity_strength)
+        # season modulations m = p(season | t) / p(season): (S, C) globally, (R, S, C) per region
+        self._global_season = self._profile_ratios(n_global_season.T, taxonomy, s.season_strength).T
+        effort = (n_region_season.sum(axis=2) + 1.0) / (n_region.sum(axis=1, keepdims=True) + len(SEASONS))  # (R, S)
+        base = self._global_season[None, :, :] * effort[:, :, None]
+        base = base / base.sum(axis=1, keepdims=True)  # p(season | t) at the region before its own labels
+        seen = n_region_season.sum(axis=1, keepdims=True)  # (R, 1, C) events with a season
+        self._region_season = (n_region_season + s.season_strength * base) / (seen + s.season_strength) / effort[:, :, None]
+        self._activity = self._profile_ratios(n_tod, taxonomy, s.activity_strength)
         self._ranges = RangeIndex(graph.range_maps)
 
     @staticmethod
-    def _activity_profiles(n_tod: np.ndarray, taxonomy: ClassTaxonomy, strength: float) -> np.ndarray:
-        """(C, 3) ratios ``a(t, tod) / p(tod)``, each class's profile shrunk towards its ancestors'."""
-        overall = (n_tod.sum(axis=0) + 1.0) / (n_tod.sum() + len(TIMES_OF_DAY))  # Laplace
+    def _profile_ratios(counts: np.ndarray, taxonomy: ClassTaxonomy, strength: float) -> np.ndarray:
+        """(C, K) ratios ``p(k | t) / p(k)`` (k a time of day or a season), each class's profile shrunk
+        towards its ancestors' (``strength`` pseudo-events at each rank), the root's is all events'."""
+        overall = (counts.sum(axis=0) + 1.0) / (counts.sum() + counts.shape[1])  # Laplace
         profile = {_ROOT: overall}
-        parent_of = [_ROOT] * n_tod.shape[0]
+        parent_of = [_ROOT] * counts.shape[0]
         for level in _levels(taxonomy):
-            node_counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(len(TIMES_OF_DAY)))
+            node_counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(counts.shape[1]))
             for i, node in enumerate(level):
-                node_counts[node] = node_counts[node] + n_tod[i]
+                node_counts[node] = node_counts[node] + counts[i]
             node_parent = {node: parent_of[i] for i, node in enumerate(level)}
             profile = {node: _shrink(node_counts[node], profile[parent], strength)
                        for node, parent in node_parent.items()}

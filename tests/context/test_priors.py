@@ -71,6 +71,21 @@ def test_season_modulates_and_activity_separates_night_from_day(graph, priors) -
     assert abs(night[hare]) < abs(night[fox]) and abs(day[hare]) < abs(day[squirrel])
 
 
+def test_a_season_says_nothing_about_a_taxon_nobody_labelled(graph, priors) -> None:
+    """Its season profile is its parent's (here none: the overall one), so no season suppresses it.
+
+    (A season-conditioned share shrunk towards the annual share used to divide an unlabelled taxon by
+    (events in that season + strength) / strength in every season: a new region's mountain hare lost.)
+    """
+    hare = priors.class_ids.index("lepus_timidus")  # never labelled, nor any other Lepus
+    assert priors._n_global[hare] == 0
+    for place in (graph.place(latitude=60.0, longitude=30.0), graph.place(location_id="N1")):
+        annual = priors.place_prior(place, None).probabilities
+        for season in ("winter", "spring", "summer", "autumn"):
+            seasonal = priors.place_prior(place, season).probabilities
+            assert 0.85 < seasonal[hare] / annual[hare] < 1.2, (place, season)  # was 0.66..0.75
+
+
 def test_seasons_follow_the_hemisphere_and_time_of_day_the_sun() -> None:
     assert [season_of(m, 50.0) for m in (1, 4, 7, 10)] == ["winter", "spring", "summer", "autumn"]
     assert [season_of(m, -33.9) for m in (1, 4, 7, 10)] == ["summer", "autumn", "winter", "spring"]

@@ -295,6 +295,26 @@ class Bench:
               f"macro-F1 {got[1]:.3f} | {100 * (got[1] - base[1]):+.1f} points (n={int((self.labels[rows] >= 0).sum())})")
 
 
+def _oracle(b: Bench, rows: np.ndarray, weights: Any) -> np.ndarray:
+    """Fused with a prior no deployment has: each test site's own species shares (from its labels).
+
+    About the most an annual place prior could add with this classifier (place weight 1, time of day
+    as fitted): how informative the data's places are, to read the informative-prior line against.
+    """
+    from ecowatch.context.fusion import ContextFactors, combine
+
+    factors = b.factors(b.graph(b.trainval_locations), rows)
+    locations = np.array([b.crops[i].location_id for i in rows])
+    place = np.zeros_like(factors.place_log_ratio)
+    for location in np.unique(locations):
+        at = locations == location
+        labels = b.labels[rows][at]
+        shares = np.bincount(labels[labels >= 0], minlength=len(b.class_ids)) + 0.5
+        place[at] = np.log(shares / shares.sum()) - np.log(factors.reference)
+    oracle = ContextFactors(factors.reference, place, factors.activity_log_ratio, None, "site")
+    return combine(b.probs[rows], oracle, weights=weights, range_outside_factor=1.0, min_prior_information_nats=0.0)[0]
+
+
 def _priors_section(b: Bench) -> tuple[Any, np.ndarray, np.ndarray]:
     from ecowatch.context.fusion import combine
 
@@ -310,6 +330,7 @@ def _priors_section(b: Bench) -> tuple[Any, np.ndarray, np.ndarray]:
     b.line("informative priors", test, fused)
     b.line("informative priors + sequence vote", test, _voted(fused, events))
     b.line("(no prior, sequence vote only)", test, _voted(b.probs[test], events))
+    b.line("ceiling: each site's own species shares", test, _oracle(b, test, replace(w, place=1.0)))
     shuffled = b.fit(b.graph(b.train_locations, shuffle=True))
     label = f"shuffled priors (refit {shuffled.weights.place:.2f}/{shuffled.weights.activity:.2f})"
     b.line(label, test, b.fused(test, b.graph(b.trainval_locations, shuffle=True), shuffled.weights)[0])

@@ -7,7 +7,7 @@ camera-trap dumps (``ecowatch generate-dump --preset train``) and prints, for th
 - top-1 and macro-F1, per-class recall;
 - the look-alike pairs (from the dump's ``manifest.json``): each species' recall and how often it
   is taken for the other;
-- ECE before and after the temperature fitted on validation;
+- ECE before and after the temperature and class biases fitted on validation;
 - the AUROC of the unknown-species score, with ``--holdout`` species left out of training;
 - training crops/s and the training wall time.
 
@@ -165,7 +165,9 @@ def main() -> None:
             p = pair_report(rep, a, b)
             print(f"    {names[a]} / {names[b]}: recall {p.recall_a:.3f} / {p.recall_b:.3f} (n {p.n_a} / {p.n_b}); "
                   f"taken for the other {p.a_as_b:.3f} / {p.b_as_a:.3f}; pair F1 {p.pair_f1:.3f}")
-    print(f"  calibration: temperature {result.temperature:.3f} (fitted on val); ECE before {test.ece_before:.4f} -> "
+    bias = result.class_bias.abs().max().item() if result.class_bias is not None else 0.0
+    print(f"  calibration: temperature {result.temperature:.3f}, class biases up to {bias:.2f} (fitted on val); "
+          f"ECE before {test.ece_before:.4f} -> "
           f"after {test.ece_after:.4f} (target <= {TARGETS['ece_after']}); NLL {test.nll_before:.3f} -> "
           f"{test.nll_after:.3f}")
     val = result.val

@@ -8,8 +8,8 @@ GPU is present) it measures, on crops of a generated camera-trap dump:
   precision on a GPU), after ``--warmup`` steps;
 - **inference, network**: crops per second of the network alone on ready input tensors;
 - **inference, end to end**: crops per second of the classify stage's prediction loop (decode the
-  JPEG, cut the crop, preprocess in DataLoader workers, forward, top-k, unknown score), without the
-  store writes.
+  JPEG, cut the crop, preprocess in DataLoader workers, forward, top-k, the knn unknown score
+  against a bank of 400 embeddings per class), without the store writes.
 
     python bench/classify.py                                   # CPU backbones, 640x360 dump generated once
     python bench/classify.py --backbones resnet18 --threads 2 --input-size 112
@@ -100,7 +100,7 @@ def main() -> None:
     from ecowatch.classify.checkpoint import SpeciesClassifier
     from ecowatch.classify.crops import CropCache, CropGeometry, sources_from_coco
     from ecowatch.classify.datamodule import ClassifierDataModule, LabelledCrop
-    from ecowatch.classify.openset import OpenSetCalibration
+    from ecowatch.classify.openset import OpenSetCalibration, embeddings_and_logits
     from ecowatch.classify.predict import ClassifierModule, DetectionCropDataset, collate_crops
     from ecowatch.classify.split import LocationSplit
     from ecowatch.classify.task import SpeciesClassificationTask
@@ -157,9 +157,13 @@ def main() -> None:
                 torch.cuda.synchronize()
             net_rate = done / (time.perf_counter() - started)
 
+        # the default knn unknown score, with a bank the size conf/classifier.yaml keeps (400 per class)
+        with torch.no_grad():
+            dims = embeddings_and_logits(network.eval(), x[:1])[0].shape[1]
+        bank = torch.nn.functional.normalize(torch.randn(400 * taxonomy.num_classes, dims), dim=1).to(x.device)
         classifier = SpeciesClassifier(network=network, model_name="bench", version="", backbone=name,
                                        taxonomy=taxonomy, preprocessing=pre, temperature=1.0,
-                                       open_set=OpenSetCalibration("energy", 0.0, 1.0, 0.95))
+                                       open_set=OpenSetCalibration("knn", 0.0, 1.0, 0.95, k=100, bank=bank))
         subset = sources[: args.crops]
         loader = DataLoader(DetectionCropDataset(subset, pre), batch_size=args.batch_size, num_workers=args.workers,
                             collate_fn=collate_crops, pin_memory=gpu)

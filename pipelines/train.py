@@ -147,7 +147,8 @@ def classifier_command(config_path: str, overrides: tuple[str, ...], fast_dev_ru
         auroc = f", unknown AUROC {figures.unknown_auroc:.3f}" if figures.unknown_auroc == figures.unknown_auroc else ""
         click.echo(f"  {name}: top-1 {figures.report.top1:.3f}, macro-F1 {figures.report.macro_f1:.3f}, "
                    f"ECE {figures.ece_before:.3f} -> {figures.ece_after:.3f}{auroc}")
-    click.echo(f"  temperature {result.temperature:.3f}; unknown threshold ({result.open_set.method}) "
+    click.echo(f"  temperature {result.temperature:.3f} (and a bias per class); unknown threshold "
+               f"({result.open_set.method}) "
                f"{result.open_set.threshold:.3f}; {result.train_images_per_second:.1f} training crops/s")
     if result.mlflow_run_id:
         click.echo(f"  MLflow run: {result.mlflow_run_id}")

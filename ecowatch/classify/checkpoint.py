@@ -12,7 +12,8 @@ backbone           registered backbone name (:mod:`ecowatch.classify.backbones`)
 taxonomy           class ids in output order and every ancestor (id, name, rank, parent)
 preprocessing      crop size, context padding, fill, input size, contrast stretch, mean/std
 temperature        calibration temperature (divide the logits by it)
-open_set           unknown-species method, threshold, scale, known recall
+class_bias         calibration bias per class, added after (absent in older checkpoints: zeros)
+open_set           unknown-species method, threshold, scale, known recall (knn: k and the embedding bank)
 state_dict         the network's weights
 metrics            evaluation figures at training time (informative)
 =================  ===================================================================
@@ -35,7 +36,8 @@ import torch
 from torch import nn
 
 from ecowatch.classify.backbones import build_backbone
-from ecowatch.classify.openset import OpenSetCalibration
+from ecowatch.classify.calibration import calibrated
+from ecowatch.classify.openset import OpenSetCalibration, embeddings_and_logits
 from ecowatch.classify.taxonomy import ClassTaxonomy
 from ecowatch.classify.transforms import Preprocessing
 from ecowatch.errors import ConfigError, InputDataError, ModelNotFoundError
@@ -61,6 +63,8 @@ class SpeciesClassifier:
         open_set: unknown-species scoring.
         metrics: evaluation figures stored at training time.
         path: the checkpoint file, when loaded from one.
+        class_bias: calibration bias per class (``softmax(logits / temperature + class_bias)``), or
+            None (zeros).
     """
 
     network: nn.Module
@@ -73,6 +77,7 @@ class SpeciesClassifier:
     open_set: OpenSetCalibration
     metrics: dict[str, float] = field(default_factory=dict)
     path: Path | None = None
+    class_bias: torch.Tensor | None = None
 
     @torch.no_grad()
     def scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -82,12 +87,15 @@ class SpeciesClassifier:
             images: (N, 3, S, S) ``float32`` from :func:`~ecowatch.classify.transforms.eval_transform`.
 
         Returns:
-            probabilities (N, classes) = ``softmax(logits / temperature)``, unknown scores (N,) in
+            probabilities (N, classes) = ``softmax(logits / temperature + class_bias)``, unknown scores (N,) in
             0..1, logits (N, classes); all ``float32``.
         """
-        logits = self.network(images).float()
-        probs = torch.softmax(logits / self.temperature, dim=1)
-        return probs, self.open_set.unknown_score(logits).float(), logits
+        if self.open_set.needs_embeddings:
+            embeddings, logits = embeddings_and_logits(self.network, images)
+        else:
+            embeddings, logits = None, self.network(images).float()
+        probs = torch.softmax(calibrated(logits, self.temperature, self.class_bias), dim=1).float()
+        return probs, self.open_set.unknown_score(logits, embeddings).float(), logits
 
 
 def save_classifier(
@@ -101,6 +109,7 @@ def save_classifier(
     temperature: float,
     open_set: OpenSetCalibration,
     metrics: Mapping[str, float] | None = None,
+    class_bias: torch.Tensor | None = None,
 ) -> Path:
     """Write a standalone checkpoint (atomically: a temporary file renamed into place).
 
@@ -117,6 +126,7 @@ def save_classifier(
         "taxonomy": taxonomy.to_record(),
         "preprocessing": preprocessing.to_record(),
         "temperature": float(temperature),
+        "class_bias": [float(v) for v in class_bias] if class_bias is not None else None,
         "open_set": open_set.to_record(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
@@ -189,7 +199,18 @@ def load_classifier(path: Path, *, map_location: str | torch.device = "cpu") -> 
             open_set=OpenSetCalibration.from_record(record["open_set"]),
             metrics=dict(record.get("metrics", {})),
             path=path,
+            class_bias=_class_bias(record.get("class_bias"), taxonomy.num_classes),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, InputDataError, ConfigError) as exc:
         raise ModelNotFoundError(f"{path}: damaged classifier checkpoint ({type(exc).__name__}: {exc}).") from exc
     return classifier
+
+
+def _class_bias(values: Any, num_classes: int) -> torch.Tensor | None:
+    """A checkpoint's class biases (None: none recorded, e.g. an older checkpoint)."""
+    if values is None:
+        return None
+    bias = torch.tensor([float(v) for v in values], dtype=torch.float32)
+    if bias.shape != (num_classes,):
+        raise ValueError(f"class_bias has {len(bias)} values for {num_classes} classes")
+    return bias

@@ -14,6 +14,7 @@ serves:
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,12 @@ class CropDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __len__(self) -> int:
         return len(self.crops)
+
+    def with_transform(self, transform: Callable[..., Any]) -> CropDataset:
+        """The same crops (and preloaded pixels) through another transform."""
+        other = copy.copy(self)
+        other.transform = transform
+        return other
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         self._seed_transform()
@@ -193,9 +200,12 @@ class ClassifierDataModule(L.LightningDataModule):
         return self.loader("test")
 
     def loader(self, name: str) -> DataLoader:
-        """Any split without augmentation, in a fixed order."""
+        """Any split without augmentation (the training crops too), in a fixed order."""
         self.setup()
-        return self._loader(self.datasets[name])
+        data = self.datasets[name]
+        if name == "train":
+            data = data.with_transform(eval_transform(self.preprocessing))
+        return self._loader(data)
 
     def _loader(self, data: CropDataset, *, sampler: Any = None, drop_last: bool = False) -> DataLoader:
         return DataLoader(data, batch_size=self.batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -24,8 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ecowatch.classify.calibration import calibrated
 from ecowatch.classify.checkpoint import SpeciesClassifier
 from ecowatch.classify.crops import CropSource, crop_square
+from ecowatch.classify.openset import embeddings_and_logits
 from ecowatch.classify.transforms import Preprocessing, eval_transform
 
 log = logging.getLogger(__name__)
@@ -140,6 +142,7 @@ class ClassifierModule(L.LightningModule):
         self.network = classifier.network
         self.class_ids = classifier.taxonomy.class_ids
         self.temperature = classifier.temperature
+        self.class_bias = classifier.class_bias
         self.open_set = classifier.open_set
         self.top_k = max(1, min(top_k, len(self.class_ids)))
 
@@ -148,19 +151,27 @@ class ClassifierModule(L.LightningModule):
         self.network.eval()
         if self.device.type == "cuda":
             self.network.to(memory_format=torch.channels_last)
+        if self.open_set.bank is not None:  # the knn score's bank on the network's device
+            self.open_set = replace(self.open_set, bank=self.open_set.bank.to(self.device))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw logits (N, classes) in ``float32``."""
+        return self._embeddings_and_logits(images)[1]
+
+    def _embeddings_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Image embeddings (when the open-set score reads them, else None) and raw logits."""
         if images.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.network(images).float()
+        if self.open_set.needs_embeddings:
+            return embeddings_and_logits(self.network, images)
+        return None, self.network(images).float()
 
     def predict_step(self, batch: CropBatch, batch_idx: int, dataloader_idx: int = 0) -> list[DetectionScores]:
         """Top-k calibrated probabilities and the unknown score of every detection of a batch."""
-        logits = self(batch.images)
-        probs = torch.softmax(logits / self.temperature, dim=1)
+        embeddings, logits = self._embeddings_and_logits(batch.images)
+        probs = torch.softmax(calibrated(logits, self.temperature, self.class_bias), dim=1).float()
         top = probs.topk(self.top_k, dim=1)
-        unknown = self.open_set.unknown_score(logits).cpu().tolist()
+        unknown = self.open_set.unknown_score(logits, embeddings).cpu().tolist()
         values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()
         out = []
         for row, (detection_id, media_id, error) in enumerate(zip(batch.detection_ids, batch.media_ids, batch.errors,

@@ -8,7 +8,7 @@
    the unknown species of the open-set evaluation;
 3. fit :class:`~ecowatch.classify.task.SpeciesClassificationTask` with Lightning on class-balanced,
    augmented crops (bf16/16-bit mixed precision on a GPU);
-4. fit the temperature on validation logits (ECE before/after on val and test);
+4. fit the temperature and class biases on validation logits (ECE before/after on val and test);
 5. choose the unknown-species threshold on validation crops of known species (AUROC on held-out
    species at val and test locations);
 6. write the standalone checkpoint (``<models>/classifiers/<name>-<version>.ckpt``), and log
@@ -31,12 +31,25 @@ from typing import Any
 
 import torch
 
-from ecowatch.classify.calibration import expected_calibration_error, fit_temperature, nll
+from ecowatch.classify.calibration import (
+    calibrated,
+    expected_calibration_error,
+    fit_bias_corrected_temperature,
+    nll,
+)
 from ecowatch.classify.checkpoint import checkpoint_version, save_classifier
 from ecowatch.classify.config import ClassifierTrainingConfig
 from ecowatch.classify.crops import CropCache, CropGeometry, CropSource
 from ecowatch.classify.evaluate import ClassificationReport, classification_report, write_confusion_png
-from ecowatch.classify.openset import OPEN_SET_METHODS, OpenSetCalibration, auroc, fit_open_set, raw_open_set_score
+from ecowatch.classify.openset import (
+    OPEN_SET_METHODS,
+    OpenSetCalibration,
+    auroc,
+    embedding_bank,
+    fit_open_set,
+    raw_open_set_score,
+    tap_embeddings,
+)
 from ecowatch.classify.split import LocationSplit, split_locations
 from ecowatch.classify.taxonomy import ClassTaxonomy
 from ecowatch.classify.transforms import Preprocessing
@@ -53,11 +66,12 @@ class SetFigures:
     """Evaluation of one split.
 
     Attributes:
-        report: top-1, macro-F1, per-class recall and F1, confusion matrix.
-        ece_before: expected calibration error with temperature 1.
-        ece_after: with the fitted temperature.
-        nll_before: negative log-likelihood with temperature 1.
-        nll_after: with the fitted temperature.
+        report: top-1, macro-F1, per-class recall and F1, confusion matrix, of the calibrated
+            predictions (the class the nightly stage ranks first).
+        ece_before: expected calibration error of the raw logits (temperature 1, no biases).
+        ece_after: with the fitted temperature and class biases.
+        nll_before: negative log-likelihood of the raw logits.
+        nll_after: calibrated.
         unknown_auroc: AUROC of the unknown score, held-out species (positive) against known
             species crops of the split; NaN without held-out crops there.
         unknown_flagged_known: share of known-species crops called unknown (score >= 0.5).
@@ -120,6 +134,7 @@ class TrainingResult:
     seconds: float = 0.0
     mlflow_run_id: str | None = None
     registered_uri: str | None = None
+    class_bias: torch.Tensor | None = None
 
     def metrics(self) -> dict[str, float]:
         """Flat metrics (as logged to MLflow)."""
@@ -259,25 +274,32 @@ def train_classifier(
         if trainer.global_rank != 0:  # DDP: the weights are the same on every rank; rank 0 does the rest
             return None
         network = task.model.eval()
-        logits = {name: _logits(network, datamodule.loader(name), task.device) for name in datamodule.datasets}
+        outputs = {name: _outputs(network, datamodule.loader(name), task.device) for name in datamodule.datasets}
+        logits = {name: out[1] for name, out in outputs.items()}
+        embeddings = {name: out[0] for name, out in outputs.items()}
         labels = {name: torch.tensor(data.labels, dtype=torch.long) for name, data in datamodule.datasets.items()}
         if not len(labels["val"]):
             raise InputDataError(
                 "no validation crops of the model's classes; add labelled locations or change the split."
             )
-        temperature = fit_temperature(logits["val"], labels["val"])
-        open_set = fit_open_set(logits["val"], method=cfg.open_set.method, known_recall=cfg.open_set.known_recall)
-        figures = {name: _figures(logits, labels, name, taxonomy, temperature, open_set)
+        temperature, class_bias = fit_bias_corrected_temperature(logits["val"], labels["val"])
+        bank = embedding_bank(embeddings["train"], labels["train"], per_class=cfg.open_set.bank_per_class,
+                              seed=cfg.train.seed)
+        open_set = fit_open_set(logits["val"], method=cfg.open_set.method, known_recall=cfg.open_set.known_recall,
+                                known_embeddings=embeddings["val"], bank=bank, k=cfg.open_set.k)
+        figures = {name: _figures(logits, embeddings, labels, name, taxonomy, (temperature, class_bias), open_set, bank)
                    for name in ("val", "test") if len(labels[name])}
         metrics_for_ckpt = {f"{name}.{k}": v for name, f in figures.items()
                             for k, v in (("top1", f.report.top1), ("macro_f1", f.report.macro_f1),
                                          ("ece_after", f.ece_after), ("unknown_auroc", f.unknown_auroc))
                             if v == v}
-        checkpoint = _save(models_dir, cfg, network, taxonomy, preprocessing, temperature, open_set, metrics_for_ckpt)
+        checkpoint = _save(models_dir, cfg, network, taxonomy, preprocessing, (temperature, class_bias), open_set,
+                           metrics_for_ckpt)
         result = TrainingResult(
             checkpoint=checkpoint, model_name=cfg.model.name, model_version=checkpoint_version(checkpoint),
             taxonomy=taxonomy, split=split, crops={k: len(v) for k, v in datamodule.datasets.items()},
-            temperature=temperature, open_set=open_set, val=figures["val"], test=figures.get("test"),
+            temperature=temperature, class_bias=class_bias, open_set=open_set, val=figures["val"],
+            test=figures.get("test"),
             epochs=trainer.current_epoch, steps=trainer.global_step, world_size=trainer.world_size,
             train_seconds=timer.seconds, train_images_per_second=timer.rate,
             mlflow_run_id=tracker.run_id,
@@ -446,45 +468,55 @@ def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTax
 
 
 @torch.no_grad()
-def _logits(network: torch.nn.Module, loader: Any, device: torch.device) -> torch.Tensor:
-    out = [network(images.to(device)).float().cpu() for images, _ in loader]
-    classes = network(torch.zeros(1, 3, 32, 32, device=device)).shape[1] if not out else out[0].shape[1]
-    return torch.cat(out) if out else torch.zeros(0, classes)
+def _outputs(network: torch.nn.Module, loader: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image embeddings (N, D) and raw logits (N, classes) of a loader's crops, on the CPU."""
+    with tap_embeddings(network) as captured:
+        logits = [network(images.to(device)).float().cpu() for images, _ in loader]
+        if not logits:  # the shapes from one blank image
+            blank = network(torch.zeros(1, 3, 32, 32, device=device))
+            return captured[-1][:0].cpu(), blank[:0].float().cpu()
+    return torch.cat([e.cpu() for e in captured]), torch.cat(logits)
 
 
-def _figures(logits: Mapping[str, torch.Tensor], labels: Mapping[str, torch.Tensor], name: str,
-             taxonomy: ClassTaxonomy, temperature: float, open_set: OpenSetCalibration) -> SetFigures:
+def _figures(logits: Mapping[str, torch.Tensor], embeddings: Mapping[str, torch.Tensor],
+             labels: Mapping[str, torch.Tensor], name: str, taxonomy: ClassTaxonomy,
+             calibration: tuple[float, torch.Tensor], open_set: OpenSetCalibration, bank: torch.Tensor) -> SetFigures:
     x, y = logits[name], labels[name]
-    report = classification_report(x.argmax(dim=1), y, taxonomy.class_ids)
+    calibrated_probs = torch.softmax(calibrated(x, *calibration), dim=1)
+    report = classification_report(calibrated_probs.argmax(dim=1), y, taxonomy.class_ids)
     figures = SetFigures(
         report=report,
         ece_before=expected_calibration_error(torch.softmax(x.double(), dim=1), y),
-        ece_after=expected_calibration_error(torch.softmax(x.double() / temperature, dim=1), y),
-        nll_before=nll(x, y), nll_after=nll(x, y, temperature),
+        ece_after=expected_calibration_error(calibrated_probs, y),
+        nll_before=nll(x, y), nll_after=nll(x, y, *calibration),
     )
-    known_scores = open_set.unknown_score(x)
+    x_emb = embeddings[name]
+    known_scores = open_set.unknown_score(x, x_emb)
     figures.unknown_flagged_known = float((known_scores >= 0.5).double().mean())
-    unknown = logits.get(f"unknown_{name}")
+    unknown, u_emb = logits.get(f"unknown_{name}"), embeddings.get(f"unknown_{name}")
     if unknown is not None and len(unknown):
-        unknown_scores = open_set.unknown_score(unknown)
-        figures.unknown_auroc = auroc(open_set.raw(x), open_set.raw(unknown))
+        unknown_scores = open_set.unknown_score(unknown, u_emb)
+        figures.unknown_auroc = auroc(open_set.raw(x, x_emb), open_set.raw(unknown, u_emb))
         figures.unknown_flagged_unknown = float((unknown_scores >= 0.5).double().mean())
+        k = open_set.k or min(100, len(bank))  # the configured k, or the default's for a logit method
         figures.unknown_auroc_by_method = {
-            method: auroc(raw_open_set_score(x, method), raw_open_set_score(unknown, method))
-            for method in OPEN_SET_METHODS
+            method: auroc(raw_open_set_score(x, method, embeddings=x_emb, bank=bank, k=k),
+                          raw_open_set_score(unknown, method, embeddings=u_emb, bank=bank, k=k))
+            for method in OPEN_SET_METHODS if method != "knn" or len(bank)
         }
     return figures
 
 
 def _save(models_dir: Path, cfg: ClassifierTrainingConfig, network: torch.nn.Module, taxonomy: ClassTaxonomy,
-          preprocessing: Preprocessing, temperature: float, open_set: OpenSetCalibration,
+          preprocessing: Preprocessing, calibration: tuple[float, torch.Tensor], open_set: OpenSetCalibration,
           metrics: Mapping[str, float]) -> Path:
     """Write the checkpoint as ``<models>/classifiers/<name>-<version>.ckpt`` (named by its own content)."""
     folder = Path(models_dir) / "classifiers"
     staging = folder / f".{cfg.model.name}.{os.getpid()}.ckpt"
+    temperature, class_bias = calibration
     save_classifier(staging, network=network.cpu(), model_name=cfg.model.name, backbone=cfg.model.backbone,
                     taxonomy=taxonomy, preprocessing=preprocessing, temperature=temperature, open_set=open_set,
-                    metrics=metrics)
+                    metrics=metrics, class_bias=class_bias)
     final = folder / f"{cfg.model.name}-{checkpoint_version(staging)}.ckpt"
     staging.replace(final)
     return final
@@ -520,7 +552,9 @@ def _log_artifacts(tracker: Any, result: TrainingResult) -> None:
         summary = {
             "model_name": result.model_name, "model_version": result.model_version,
             "classes": list(result.taxonomy.class_ids), "split": asdict(result.split),
-            "temperature": result.temperature, "open_set": result.open_set.to_record(),
+            "temperature": result.temperature, "open_set": result.open_set.summary(),
+            "class_bias": dict(zip(result.taxonomy.class_ids, result.class_bias.tolist(), strict=True))
+            if result.class_bias is not None else None,
             "metrics": result.metrics(),
             "confusion": {name: f.report.confusion.tolist() for name, f in (("val", result.val), ("test", result.test))
                           if f is not None},

@@ -11,7 +11,7 @@ import torch
 from ecowatch.classify.backbones import BACKBONES, build_backbone, weights_filename
 from ecowatch.classify.checkpoint import checkpoint_version, load_classifier, save_classifier
 from ecowatch.classify.crops import CropGeometry
-from ecowatch.classify.openset import OpenSetCalibration
+from ecowatch.classify.openset import OpenSetCalibration, embedding_bank, embedding_layer, embeddings_and_logits
 from ecowatch.classify.taxonomy import ClassTaxonomy
 from ecowatch.classify.transforms import Preprocessing
 from ecowatch.errors import ConfigError, ModelNotFoundError
@@ -24,11 +24,15 @@ def test_every_registered_backbone_builds_with_its_head(name: str) -> None:
     if entry.target == "gpu":  # shapes only, on the meta device: the large backbones build in milliseconds
         with torch.device("meta"):
             model = build_backbone(name, 7, pretrained=False).eval()
-            assert model(torch.zeros(2, 3, entry.input_size, entry.input_size)).shape == (2, 7)
-        return
-    torch.manual_seed(0)
-    with torch.no_grad():
-        assert build_backbone(name, 7, pretrained=False).eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
+            embeddings, logits = embeddings_and_logits(model, torch.zeros(2, 3, entry.input_size, entry.input_size))
+    else:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            model = build_backbone(name, 7, pretrained=False).eval()
+            embeddings, logits = embeddings_and_logits(model, torch.zeros(2, 3, 32, 32))
+    assert logits.shape == (2, 7)
+    # the knn open-set score's embedding: the pooled image features entering the head
+    assert embeddings.shape == (2, embedding_layer(model).in_features) and embeddings.shape[1] >= 368
 
 
 def test_imagenet_weights_come_from_the_local_cache_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -73,6 +77,29 @@ def test_checkpoint_round_trip_needs_only_the_file(tiny_taxa: dict, tmp_path: Pa
     assert loaded.open_set == open_set and loaded.metrics == {"test.top1": 0.5}
     assert loaded.version == checkpoint_version(path) and len(loaded.version) == 16
     assert not loaded.network.training
+
+
+def test_a_knn_checkpoint_carries_its_embedding_bank_and_class_biases(tiny_taxa: dict, tmp_path: Path) -> None:
+    classes = ["vulpes_vulpes", "meles_meles", "sus_scrofa"]
+    torch.manual_seed(0)
+    network = build_backbone("mobilenet_v3_small", len(classes), pretrained=False).eval()
+    train = torch.randn(12, 3, 32, 32)
+    with torch.no_grad():
+        embeddings, _ = embeddings_and_logits(network, train)
+    bank = embedding_bank(embeddings, torch.arange(3).repeat(4), per_class=4).half().float()  # float16 exactly
+    open_set = OpenSetCalibration("knn", threshold=-0.9, scale=0.05, known_recall=0.95, k=1, bank=bank)
+    path = save_classifier(tmp_path / "m.ckpt", network=network, model_name="tiny", backbone="mobilenet_v3_small",
+                           taxonomy=ClassTaxonomy.from_taxa(tiny_taxa, classes),
+                           preprocessing=Preprocessing(geometry=CropGeometry(crop_size=40, padding=0.2), input_size=32),
+                           temperature=2.0, open_set=open_set, class_bias=torch.tensor([0.5, -0.25, -0.25]))
+    loaded = load_classifier(path)
+    assert loaded.open_set == open_set and loaded.open_set.bank.dtype == torch.float32
+    probs, unknown, logits = loaded.scores(train[:3])
+    assert torch.allclose(probs, torch.softmax(logits / 2.0 + torch.tensor([0.5, -0.25, -0.25]), dim=1))
+    with torch.no_grad():
+        assert torch.allclose(unknown, open_set.unknown_score(logits, embeddings[:3]).float())
+    assert unknown.tolist() == pytest.approx(torch.sigmoid(torch.tensor((-1.0 + 0.9) / 0.05)).repeat(3).tolist(),
+                                             abs=1e-3)  # each crop is in the bank: cos 1 to its nearest
 
 
 def test_loader_refuses_what_is_not_a_classifier_checkpoint(tmp_path: Path) -> None:

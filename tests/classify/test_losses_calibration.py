@@ -8,9 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ecowatch.classify.calibration import expected_calibration_error, fit_temperature, nll
+from ecowatch.classify.calibration import (
+    calibrated,
+    expected_calibration_error,
+    fit_bias_corrected_temperature,
+    fit_temperature,
+    nll,
+)
 from ecowatch.classify.losses import TaxonomicLoss
-from ecowatch.classify.openset import auroc, fit_open_set, raw_open_set_score
+from ecowatch.classify.openset import auroc, embedding_bank, fit_open_set, raw_open_set_score
 from ecowatch.classify.taxonomy import ClassTaxonomy
 from ecowatch.tables import Taxon
 
@@ -67,6 +73,25 @@ def test_temperature_fit_repairs_an_overconfident_model() -> None:
     assert before > 0.2 and after < 0.03
 
 
+def test_class_biases_repair_a_model_trained_on_balanced_draws() -> None:
+    """Scores made for a uniform prior, real sites 70 % class 0: the biases learn the prior (NLL 0.75 -> 0.42)."""
+    gen = torch.Generator().manual_seed(3)
+    n, k = 6000, 4
+    prior = torch.tensor([0.7, 0.2, 0.1, 0.0])  # class 3 never occurs in validation
+    labels = torch.multinomial(prior, n, replacement=True, generator=gen)
+    x = torch.randn(n, k, generator=gen) + 1.5 * torch.nn.functional.one_hot(labels, k)
+    balanced_logits = 2.0 * x  # the log-likelihood ratios are 1.5 x: a uniform prior's posterior, sharpened 4/3
+    temperature, bias = fit_bias_corrected_temperature(balanced_logits, labels)
+    assert temperature == pytest.approx(4 / 3, rel=0.15) and abs(float(bias.mean())) < 1e-6
+    assert float(bias[0] - bias[1]) == pytest.approx(math.log(0.7 / 0.2), abs=0.3)
+    assert -6.0 < float(bias[3]) < float(bias[2])  # pulled down, not driven off towards -inf
+    t_only = fit_temperature(balanced_logits, labels)
+    assert nll(balanced_logits, labels, temperature, bias) < nll(balanced_logits, labels, t_only) - 0.05
+    after = expected_calibration_error(torch.softmax(calibrated(balanced_logits, temperature, bias), dim=1), labels)
+    assert after < 0.02
+    assert fit_bias_corrected_temperature(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))[0] == 1.0
+
+
 def test_ece_of_a_perfectly_calibrated_toy_example() -> None:
     probs = torch.tensor([[0.75, 0.25]] * 4)
     labels = torch.tensor([0, 0, 0, 1])  # 75 % right at 75 % confidence
@@ -90,6 +115,38 @@ def test_open_set_threshold_keeps_the_asked_share_of_known_crops() -> None:
     assert torch.equal(max_logit.raw(known), -known.double().max(dim=1).values)
     msp = fit_open_set(known, method="msp")
     assert torch.allclose(msp.raw(known), -torch.softmax(known.double(), dim=1).max(dim=1).values)
+
+
+def test_knn_score_is_the_distance_to_the_kth_nearest_training_embedding() -> None:
+    gen = torch.Generator().manual_seed(2)
+    centres = torch.nn.functional.normalize(torch.randn(3, 16, generator=gen), dim=1)
+    labels = torch.arange(3).repeat_interleave(50)
+    train = centres[labels] + 0.1 * torch.randn(150, 16, generator=gen)
+    bank = embedding_bank(train, labels, per_class=20, seed=0)
+    assert bank.shape == (60, 16) and torch.allclose(bank.norm(dim=1), torch.ones(60))
+    assert torch.equal(bank, embedding_bank(train, labels, per_class=20, seed=0))  # a fixed draw
+    assert len(embedding_bank(train, labels, per_class=500)) == 150  # fewer crops than asked: all of them
+    logits = torch.zeros(4, 3)  # the knn score ignores the logits
+    query = torch.stack([bank[0] * 5.0, bank[1], -bank[0], torch.zeros(16)])
+    raw = raw_open_set_score(logits, "knn", embeddings=query, bank=bank, k=1)
+    assert raw[:2].tolist() == pytest.approx([-1.0, -1.0])  # on a bank entry (whatever the length)
+    assert raw[2] > -0.5 and raw[3] == pytest.approx(0.0)  # far from every entry; no direction at all
+    val = centres[torch.arange(3).repeat(40)] + 0.1 * torch.randn(120, 16, generator=gen)
+    calibration = fit_open_set(torch.zeros(120, 3), method="knn", known_recall=0.9, known_embeddings=val,
+                               bank=bank, k=5)
+    assert calibration.needs_embeddings and calibration.k == 5
+    assert float((calibration.unknown_score(torch.zeros(120, 3), val) < 0.5).double().mean()) == pytest.approx(
+        0.9, abs=0.01)
+    novel = torch.randn(100, 16, generator=gen)  # nowhere near a known class
+    assert auroc(calibration.raw(torch.zeros(120, 3), val), calibration.raw(torch.zeros(100, 3), novel)) > 0.99
+    assert fit_open_set(torch.zeros(5, 3), method="knn", known_embeddings=val[:5], bank=bank[:3], k=10).k == 3
+    with pytest.raises(ValueError, match="bank of training embeddings"):
+        fit_open_set(torch.zeros(5, 3), method="knn", known_embeddings=val[:5])
+    with pytest.raises(ValueError, match="embeddings"):
+        raw_open_set_score(logits, "knn", bank=bank, k=1)
+    record = calibration.to_record()
+    assert record["bank"].dtype == torch.float16 and "bank" not in fit_open_set(val[:, :3]).to_record()
+    assert calibration.summary()["bank"] == [60, 16]
 
 
 def test_auroc_and_raw_scores() -> None:

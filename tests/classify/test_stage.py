@@ -122,6 +122,7 @@ def test_stage_scores_equal_the_checkpoint_on_the_same_crop(classify_env, tiny_c
         det = conn.execute(sa.select(S.detections, S.media.c.relpath).join(S.media).where(
             S.detections.c.detection_id == detection_id)).one()
     classifier = load_classifier(models / "species.ckpt")
+    assert classifier.open_set.method == "knn" and classifier.open_set.bank is not None  # the default score
     crop = crop_square(decode_image(dump_root / det.relpath), (det.x, det.y, det.w, det.h),
                        classifier.preprocessing.geometry)
     probs, unknown, _ = classifier.scores(eval_transform(classifier.preprocessing)(image=crop)["image"][None])

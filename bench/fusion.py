@@ -292,7 +292,7 @@ class Bench:
         base = _macro(self.probs[rows].argmax(1), self.labels[rows], self.class_ids)
         got = _macro(fused.argmax(1), self.labels[rows], self.class_ids)
         print(f"  {name:42s} image-only top-1 {base[0]:.3f} macro-F1 {base[1]:.3f} | fused top-1 {got[0]:.3f} "
-              f"macro-F1 {got[1]:.3f} | {100 * (got[1] - base[1]):+.1f} points (n={int((self.labels[rows] >= 0).sum())})")
+              f"macro-F1 {got[1]:.3f} | {100 * (got[1] - base[1]):+.2f} points (n={int((self.labels[rows] >= 0).sum())})")
 
 
 def _oracle(b: Bench, rows: np.ndarray, weights: Any) -> np.ndarray:

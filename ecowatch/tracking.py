@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -346,13 +347,64 @@ def open_run(target: TrackingTarget, *, experiment: str, run_name: str, tags: Ma
     try:
         client = MlflowClient(tracking_uri=target.tracking_uri)
         experiment_id = _experiment_id(client, experiment, target.artifact_root)
-        run = client.create_run(experiment_id, run_name=run_name, tags=tag_values)
+        _end_abandoned_runs(client, experiment_id)
+        run = client.create_run(experiment_id, run_name=run_name,
+                                tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), **tag_values})
     except Exception as exc:  # noqa: BLE001 - sorted into unreachable (offline) or a TrackingError
         logger = RunLogger(None, None, client, target, offline, opened)
         logger._fail_over(exc, f"cannot log to MLflow at {target.tracking_uri}")
         return logger
     log.info("MLflow run %s in experiment %r at %s", run.info.run_id, experiment, target.tracking_uri)
     return RunLogger(run.info.run_id, experiment_id, client, target, offline, opened)
+
+
+#: Tags of the machine and process that opened a run (so a later run can tell it was abandoned).
+HOST_TAG, PID_TAG = "ecowatch.host", "ecowatch.pid"
+#: Tag set on a run found abandoned.
+ABANDONED_TAG = "ecowatch.abandoned"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _end_abandoned_runs(client: Any, experiment_id: str) -> list[str]:
+    """Mark ``KILLED`` the runs of this experiment still ``RUNNING`` whose process on this machine is gone.
+
+    A run whose process was killed (SIGKILL, power cut, out of memory) never ends itself and would
+    show as running for ever. Only runs opened on this host are judged (others' processes cannot
+    be seen); a process id that is alive again (reused) keeps its run running. A run left open on
+    purpose, waiting for an offline journal's replay, is marked too; the replay sets its final
+    status. Never raises: tidying up must not stop a new run.
+
+    Returns:
+        The run ids marked.
+    """
+    host = socket.gethostname()
+    marked = []
+    try:
+        runs = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and "
+                                  f"tags.`{HOST_TAG}` = '{host}'", max_results=200)
+        for run in runs:
+            pid = run.data.tags.get(PID_TAG, "")
+            if not pid.isdigit() or _process_alive(int(pid)):
+                continue
+            client.set_tag(run.info.run_id, ABANDONED_TAG,
+                           f"process {pid} on {host} ended without closing the run (killed, or it left the rest "
+                           "to an offline journal's replay); marked KILLED by the next run")
+            client.set_terminated(run.info.run_id, "KILLED")
+            marked.append(run.info.run_id)
+            log.warning("MLflow run %s (process %s on %s) was left running by a process that is gone: marked KILLED",
+                        run.info.run_id, pid, host)
+    except Exception as exc:  # noqa: BLE001 - tidying up is best effort
+        log.warning("could not check experiment %s for abandoned runs: %s", experiment_id, exc)
+    return marked
 
 
 def resume_run(target: TrackingTarget, run_id: str) -> RunLogger:

@@ -77,3 +77,33 @@ def test_model_artifact_names_its_single_weights_file(tmp_path) -> None:
         artifact.single_file(".pt", uri="models:/det/3", what="detector", example="models:/det/3/weights/best.pt")
     with pytest.raises(ModelNotFoundError, match=r"found none"):
         artifact.single_file(".ckpt", uri="models:/det/3", what="classifier", example="e")
+
+
+def test_a_run_whose_process_was_killed_is_marked_killed_by_the_next_run(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    from ecowatch.tracking import ABANDONED_TAG, PID_TAG, open_run
+
+    target = tracking_target(str(tmp_path / "mlflow.db"))
+    script = (f"import os, signal; from ecowatch.tracking import open_run, tracking_target; "
+              f"r = open_run(tracking_target({str(tmp_path / 'mlflow.db')!r}), experiment='nightly', run_name='k'); "
+              f"print(r.run_id, flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    killed_id = done.stdout.split()[-1]
+    client = MlflowClient(tracking_uri=target.tracking_uri)
+    assert client.get_run(killed_id).info.status == "RUNNING"  # what MLflow would show for ever
+    alive = open_run(target, experiment="nightly", run_name="still running here")  # this process: alive
+    assert client.get_run(killed_id).info.status == "KILLED"
+    assert "ended without closing the run" in client.get_run(killed_id).data.tags[ABANDONED_TAG]
+    with tracked_run(target, experiment="nightly", run_name="next") as nxt:
+        pass
+    assert client.get_run(alive.run_id).info.status == "RUNNING"  # its process (this one) lives
+    assert client.get_run(alive.run_id).data.tags[PID_TAG] == str(os.getpid())
+    assert client.get_run(nxt.run_id).info.status == "FINISHED"
+    alive.end("FINISHED")

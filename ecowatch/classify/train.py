@@ -114,6 +114,7 @@ class TrainingResult:
         seconds: wall time of the whole run.
         mlflow_run_id: the MLflow run, or None without tracking.
         registered_uri: ``models:/<name>/<version>`` of the registered version, or None.
+        class_bias: the calibration bias of each class (added after the temperature).
     """
 
     checkpoint: Path

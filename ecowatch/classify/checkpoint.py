@@ -90,12 +90,22 @@ class SpeciesClassifier:
             probabilities (N, classes) = ``softmax(logits / temperature + class_bias)``, unknown scores (N,) in
             0..1, logits (N, classes); all ``float32``.
         """
-        if self.open_set.needs_embeddings:
-            embeddings, logits = embeddings_and_logits(self.network, images)
-        else:
-            embeddings, logits = None, self.network(images).float()
-        probs = torch.softmax(calibrated(logits, self.temperature, self.class_bias), dim=1).float()
-        return probs, self.open_set.unknown_score(logits, embeddings).float(), logits
+        return score_batch(self.network, images, temperature=self.temperature, class_bias=self.class_bias,
+                           open_set=self.open_set)
+
+
+def score_batch(network: nn.Module, images: torch.Tensor, *, temperature: float, class_bias: torch.Tensor | None,
+                open_set: OpenSetCalibration) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward pass: calibrated probabilities, unknown scores and raw logits (``float32``).
+
+    The image embeddings are read from the same pass when the open-set score needs them.
+    """
+    if open_set.needs_embeddings:
+        embeddings, logits = embeddings_and_logits(network, images)
+    else:
+        embeddings, logits = None, network(images).float()
+    probs = torch.softmax(calibrated(logits, temperature, class_bias), dim=1).float()
+    return probs, open_set.unknown_score(logits, embeddings).float(), logits
 
 
 def save_classifier(

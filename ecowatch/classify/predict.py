@@ -24,10 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ecowatch.classify.calibration import calibrated
-from ecowatch.classify.checkpoint import SpeciesClassifier
+from ecowatch.classify.checkpoint import SpeciesClassifier, score_batch
 from ecowatch.classify.crops import CropSource, crop_square
-from ecowatch.classify.openset import embeddings_and_logits
 from ecowatch.classify.transforms import Preprocessing, eval_transform
 
 log = logging.getLogger(__name__)
@@ -156,22 +154,19 @@ class ClassifierModule(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw logits (N, classes) in ``float32``."""
-        return self._embeddings_and_logits(images)[1]
+        return self.network(self._layout(images)).float()
 
-    def _embeddings_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Image embeddings (when the open-set score reads them, else None) and raw logits."""
-        if images.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        if self.open_set.needs_embeddings:
-            return embeddings_and_logits(self.network, images)
-        return None, self.network(images).float()
+    @staticmethod
+    def _layout(images: torch.Tensor) -> torch.Tensor:
+        """Channels-last memory on a GPU."""
+        return images.contiguous(memory_format=torch.channels_last) if images.device.type == "cuda" else images
 
     def predict_step(self, batch: CropBatch, batch_idx: int, dataloader_idx: int = 0) -> list[DetectionScores]:
         """Top-k calibrated probabilities and the unknown score of every detection of a batch."""
-        embeddings, logits = self._embeddings_and_logits(batch.images)
-        probs = torch.softmax(calibrated(logits, self.temperature, self.class_bias), dim=1).float()
+        probs, unknown_scores, _ = score_batch(self.network, self._layout(batch.images), temperature=self.temperature,
+                                               class_bias=self.class_bias, open_set=self.open_set)
         top = probs.topk(self.top_k, dim=1)
-        unknown = self.open_set.unknown_score(logits, embeddings).cpu().tolist()
+        unknown = unknown_scores.cpu().tolist()
         values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()
         out = []
         for row, (detection_id, media_id, error) in enumerate(zip(batch.detection_ids, batch.media_ids, batch.errors,

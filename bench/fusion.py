@@ -3,7 +3,7 @@
 Takes a trained classifier checkpoint and the generated dumps it was trained on, replicates the
 training's location split (the training's own split function with the split settings of
 ``conf/classifier.yaml`` over the checkpoint's classes; several dumps are pooled with their folder
-name prefixed to location ids, as ``bench/classifier_accuracy.py`` does), and prints for the
+name prefixed to crop, location and event ids, as ``bench/classifier_accuracy.py`` does), and prints for the
 **test locations** (whole sites unseen by the classifier and by the prior):
 
 - image-only vs fused top-1 and macro-F1 with informative priors: the knowledge graph learns from
@@ -65,14 +65,15 @@ def _load_dumps(dumps: list[Path]) -> tuple[list, dict[str, CropMeta], list, lis
     for dump in dumps:
         prefix = f"{dump.name}/" if len(dumps) > 1 else ""
         labels = dump / "coco_camera_traps.json"
-        sources += [replace(s, location_id=prefix + s.location_id, deployment_id=prefix + s.deployment_id)
+        sources += [replace(s, crop_id=prefix + s.crop_id, location_id=prefix + s.location_id,
+                            deployment_id=prefix + s.deployment_id)
                     for s in sources_from_coco(labels, dump / "dump", exclude_taxa=["homo_sapiens"])]
         coco = json.loads(labels.read_text())
         images = {img["id"]: img for img in coco["images"]}
         for ann in coco["annotations"]:
             img = images[ann["image_id"]]
             stamp = dt.datetime.fromisoformat(img["datetime"]) if img.get("datetime") else None
-            meta[str(ann["id"])] = CropMeta(stamp, prefix + str(img.get("seq_id") or img["id"]),
+            meta[prefix + str(ann["id"])] = CropMeta(stamp, prefix + str(img.get("seq_id") or img["id"]),
                                             prefix + str(img.get("deployment_id") or ""), prefix + str(img["id"]))
         observations += observations_from_coco(labels, exclude_taxa=["homo_sapiens"], prefix=prefix)
         deployments += [replace(d, deployment_id=prefix + d.deployment_id, location_id=prefix + d.location_id)

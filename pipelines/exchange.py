@@ -212,24 +212,35 @@ def export_camtrap_dp_command(dump_id: str | None, out: Path | None, validate: b
               help="JSON file (default: <dump>/megadetector.json in the catalog's exports folder, where the "
                    "nightly run writes it).")  # fmt: skip
 @click.option("--detector-version", default=None, help="Detector version to export (default: the only one).")
+@click.option("--classifier", "classifier_id", default=None, metavar="NAME/VERSION",
+              help="Whose species scores to export, e.g. ecowatch-species/d1df7cf2a806dbea (default: the only "
+                   "model that classified the dump; needed once several have).")
 @click.option("--include-static-fp", is_flag=True, help="Keep boxes flagged as static false positives.")
 @click.option("--taxonomy", "taxonomy_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Taxonomy CSV for category names (default: the configured taxonomy, if present).")
 @config_option
 @set_option
 def export_megadetector_command(dump_id: str | None, out: Path | None, detector_version: str | None,
-                                include_static_fp: bool, taxonomy_csv: Path | None, config: str,
-                                overrides: tuple[str, ...]) -> None:  # fmt: skip
+                                classifier_id: str | None, include_static_fp: bool, taxonomy_csv: Path | None,
+                                config: str, overrides: tuple[str, ...]) -> None:  # fmt: skip
     """Write one dump's detections as a MegaDetector 1.6 batch-output JSON file (for Timelapse)."""
     from ecowatch.formats.megadetector_json import export_megadetector_json
 
+    classifier = None
+    if classifier_id is not None:
+        name, _, version = classifier_id.rpartition("/")
+        if not name or not version:
+            raise click.BadParameter(f"{classifier_id!r}: expected NAME/VERSION, e.g. ecowatch-species/d1df7cf2a806dbea "
+                                     "(the model name and version of the store's classifications).",
+                                     param_hint="--classifier")
+        classifier = (name, version)
     loaded = _load(config, overrides)
     dump_id = dump_id or loaded.config.datasets.dump
     out = out or _exports_dir(loaded) / dump_id / "megadetector.json"
     store = _store(loaded)
     try:
         written = export_megadetector_json(store, out, dump_id=dump_id, detector_version=detector_version,
-                                           include_static_fp=include_static_fp,
+                                           include_static_fp=include_static_fp, classifier=classifier,
                                            taxonomy=_taxonomy(loaded, taxonomy_csv))  # fmt: skip
     finally:
         store.dispose()

@@ -235,8 +235,10 @@ def _detect_stages(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, du
     tracker.log_metrics({"static_fp.flagged": static_fp.flagged, "static_fp.candidates": static_fp.candidates,
                          **{f"observations.{k}": v for k, v in observations.per_type.items()}})
     stage("export")
+    # this run's classifier: a store that an earlier model also classified (a retrain, an upgrade) holds both
     exports = {"megadetector": export_megadetector_json(
-        store, exports_dir / dump_id / "megadetector.json", dump_id=dump_id, detector_version=detect.detector_version)}
+        store, exports_dir / dump_id / "megadetector.json", dump_id=dump_id, detector_version=detect.detector_version,
+        classifier=(classify.model_name, classify.model_version) if classify and classify.model_name else None)}
     return detect, static_fp, classify, observations, exports
 
 

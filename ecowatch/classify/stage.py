@@ -69,7 +69,8 @@ class ClassifySummary:
     """What one classify run did.
 
     Attributes:
-        model_name: the checkpoint's model name ("" when nothing was loaded).
+        model_name: the checkpoint's model name (when nothing was loaded, the name its rows in the store
+            carry; "" with none).
         model_version: sha256 prefix of the checkpoint (the rows' ``model_version``).
         model_source: ``path`` or ``mlflow``.
         detections_selected: detections this run processed.
@@ -258,10 +259,23 @@ def classify_stage(
         _predict(store, pending, resolved=resolved, config=config, run_id=run_id, progress_bar=progress_bar,
                  summary=summary, world=world, place=place)
     else:
+        summary.model_name = _stored_model_name(store, resolved.version)
         log.info("classify %s: all %d detections already classified by version %s", dump_id, already,
                  resolved.version)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _stored_model_name(store: Store, version: str) -> str:
+    """The model name the store's classifications of a model version carry ("" when it has none)."""
+    import sqlalchemy as sa
+
+    from ecowatch.store import schema as S
+
+    with store.engine.connect() as conn:
+        name = conn.execute(sa.select(S.classifications.c.model_name)
+                            .where(S.classifications.c.model_version == version).limit(1)).scalar()
+    return name or ""
 
 
 def _predict(store: Store, pending: list[CropSource], *, resolved: ResolvedClassifier, config: ClassifyConfig,

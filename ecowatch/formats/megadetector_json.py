@@ -149,16 +149,25 @@ def _pick_detector_version(conn: sa.Connection, dump_id: str, detector_version: 
     return versions[0] if versions else None
 
 
+def _models_of(conn: sa.Connection, detection_ids: list[str]) -> list[tuple[str, str]]:
+    """The (model name, version) pairs with classifications of some detections."""
+    models: set[tuple[str, str]] = set()
+    chunk = 500  # keeps the IN list under SQLite's bound-parameter limit
+    for start in range(0, len(detection_ids), chunk):
+        models.update((row[0], row[1]) for row in conn.execute(
+            sa.select(S.classifications.c.model_name, S.classifications.c.model_version).distinct()
+            .where(S.classifications.c.detection_id.in_(detection_ids[start:start + chunk]))))
+    return sorted(models)
+
+
 def _pick_classifier(conn: sa.Connection, detection_ids: list[str]) -> tuple[str, str] | None:
     if not detection_ids:
         return None
-    models = sorted({tuple(row) for row in conn.execute(
-        sa.select(S.classifications.c.model_name, S.classifications.c.model_version).distinct()
-        .where(S.classifications.c.detection_id.in_(detection_ids))
-    )})
+    models = _models_of(conn, detection_ids)
     if len(models) > 1:
         raise StoreError(
-            f"detections were classified by several models {models}; pass classifier=(name, version) to choose one."
+            f"detections were classified by several models {models}; choose one: classifier=(name, version), or "
+            "`ecowatch export megadetector --classifier NAME/VERSION`."
         )
     return models[0] if models else None  # type: ignore[return-value]
 
@@ -308,6 +317,9 @@ def _build(
             model = classifier or _pick_classifier(conn, ids)
             if model is not None:
                 scores, class_runs = _read_scores(conn, ids, model)
+                if ids and not scores:
+                    raise StoreError(f"no detection of dump {dump_id!r} was classified by {model[0]}/{model[1]}; "
+                                     f"models in the store for it: {_models_of(conn, ids) or 'none'}.")
                 info["classifier"] = f"{model[0]}/{model[1]}"
                 info["classification_completion_time"] = _completion_time(conn, class_runs)
     if scores:

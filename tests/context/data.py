@@ -79,9 +79,10 @@ def write_polygons(out: Path) -> tuple[Path, Path]:
     return out / "regions.geojson", out / "range_maps.gpkg"
 
 
-def write_untrained_checkpoint(taxonomy_csv: Path, path: Path) -> Path:
+def write_untrained_checkpoint(taxonomy_csv: Path, path: Path, *, seed: int = SEED) -> Path:
     """A real standalone classifier checkpoint (an untrained, seeded MobileNetV3-small at 32 px) whose
-    classes are the taxonomy's species except people; the fuse stage reads its classes and taxonomy."""
+    classes are the taxonomy's species except people; the fuse stage reads its classes and taxonomy.
+    Another ``seed`` gives other weights, hence another model version."""
     import torch
 
     from ecowatch.classify.backbones import build_backbone
@@ -92,7 +93,7 @@ def write_untrained_checkpoint(taxonomy_csv: Path, path: Path) -> Path:
     from ecowatch.classify.transforms import Preprocessing
     from ecowatch.tables import read_taxonomy
 
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     taxa = read_taxonomy(taxonomy_csv)
     taxonomy = ClassTaxonomy.from_taxa(taxa, species_ids(taxa, exclude=["homo_sapiens"]))
     return save_classifier(path, network=build_backbone("mobilenet_v3_small", taxonomy.num_classes, pretrained=False),

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import yaml
+from click.testing import CliRunner
 
 from ecowatch.store import open_store
 from ecowatch.store import schema as S
+from pipelines.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,31 @@ def test_nightly_fuses_classified_detections(tiny_sample: Path, project_factory,
         assert {r.level for r in first if r.source != "detector"} == {"media", "event"}
         again = run_nightly(load_config(conf))  # resumed: nothing to detect or classify, fused rows rewritten
         assert sorted(rows(), key=repr) == sorted(first, key=repr) and again.fuse.detections == summary.fuse.detections
+
+        # a new model (a retrain, an upgraded bundled one): the store now holds two models' scores; the
+        # run classifies again and exports its own model's classifications
+        write_untrained_checkpoint(tiny_sample / "taxonomy.csv", project / "work" / "models" / "species2.ckpt",
+                                   seed=1)
+        config = yaml.safe_load(conf.read_text())
+        config["classify"]["model"] = "species2.ckpt"
+        conf.write_text(yaml.safe_dump(config))
+        upgraded = run_nightly(load_config(conf))
+        assert upgraded.classify is not None and upgraded.classify.model_version != again.classify.model_version
+        assert upgraded.classify.detections_done == summary.classify.detections_done > 0
+        assert upgraded.classify.detections_already_done == 0
+        exported = json.loads(upgraded.exports["megadetector"].read_text())
+        assert exported["info"]["classifier"] == f"tiny-species/{upgraded.classify.model_version}"
+
+        # the export command: which model, when several classified the dump, is the user's choice
+        runner, out = CliRunner(), tmp_path / "md.json"
+        command = ["export", "megadetector", "--out", str(out), "--config", str(conf)]
+        result = runner.invoke(main, command)
+        assert result.exit_code != 0 and "--classifier NAME/VERSION" in result.output
+        result = runner.invoke(main, [*command, "--classifier", f"tiny-species/{again.classify.model_version}"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(out.read_text())["info"]["classifier"] == f"tiny-species/{again.classify.model_version}"
+        result = runner.invoke(main, [*command, "--classifier", "tiny-species/0000"])
+        assert result.exit_code != 0 and "no detection of dump" in result.output
     finally:
         store.dispose()
 

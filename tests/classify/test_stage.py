@@ -108,7 +108,7 @@ def test_stage_writes_top_k_rows_and_a_rerun_adds_none(classify_env, tiny_classi
     again = classify_stage(store, dump_root=dump_root, dump_id=DUMP_ID, config=config, run_id="run2",
                            cache_dir=models)
     assert again.detections_selected == 0 and again.detections_already_done == len(expected)
-    assert again.model_name == ""  # nothing to do: the checkpoint is not even loaded
+    assert again.model_name == "tiny-species"  # nothing to do: not loaded; the name is its rows' in the store
     assert _classifications(store) == got
 
 

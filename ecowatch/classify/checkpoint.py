@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ecowatch.classify.backbones import build_backbone
+from ecowatch.classify.backbones import build_backbone, channels_last
 from ecowatch.classify.calibration import calibrated
 from ecowatch.classify.openset import OpenSetCalibration, embeddings_and_logits
 from ecowatch.classify.taxonomy import ClassTaxonomy
@@ -100,6 +100,7 @@ def score_batch(network: nn.Module, images: torch.Tensor, *, temperature: float,
 
     The image embeddings are read from the same pass when the open-set score needs them.
     """
+    images = channels_last(images)
     if open_set.needs_embeddings:
         embeddings, logits = embeddings_and_logits(network, images)
     else:
@@ -199,7 +200,7 @@ def load_classifier(path: Path, *, map_location: str | torch.device = "cpu") -> 
         network = build_backbone(record["backbone"], taxonomy.num_classes, pretrained=False)
         network.load_state_dict(record["state_dict"])
         classifier = SpeciesClassifier(
-            network=network.eval().to(map_location),
+            network=network.eval().to(map_location).to(memory_format=torch.channels_last),
             model_name=str(record["model_name"]),
             version=checkpoint_version(path),
             backbone=str(record["backbone"]),

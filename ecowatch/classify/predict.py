@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ecowatch.classify.backbones import channels_last
 from ecowatch.classify.checkpoint import SpeciesClassifier, score_batch
 from ecowatch.classify.crops import CropSource, crop_square
 from ecowatch.classify.transforms import Preprocessing, eval_transform
@@ -145,25 +146,19 @@ class ClassifierModule(L.LightningModule):
         self.top_k = max(1, min(top_k, len(self.class_ids)))
 
     def on_predict_start(self) -> None:
-        """Evaluation mode; channels-last memory on a GPU."""
+        """Evaluation mode; channels-last memory (:func:`~ecowatch.classify.backbones.channels_last`)."""
         self.network.eval()
-        if self.device.type == "cuda":
-            self.network.to(memory_format=torch.channels_last)
+        self.network.to(memory_format=torch.channels_last)
         if self.open_set.bank is not None:  # the knn score's bank on the network's device
             self.open_set = replace(self.open_set, bank=self.open_set.bank.to(self.device))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw logits (N, classes) in ``float32``."""
-        return self.network(self._layout(images)).float()
-
-    @staticmethod
-    def _layout(images: torch.Tensor) -> torch.Tensor:
-        """Channels-last memory on a GPU."""
-        return images.contiguous(memory_format=torch.channels_last) if images.device.type == "cuda" else images
+        return self.network(channels_last(images)).float()
 
     def predict_step(self, batch: CropBatch, batch_idx: int, dataloader_idx: int = 0) -> list[DetectionScores]:
         """Top-k calibrated probabilities and the unknown score of every detection of a batch."""
-        probs, unknown_scores, _ = score_batch(self.network, self._layout(batch.images), temperature=self.temperature,
+        probs, unknown_scores, _ = score_batch(self.network, batch.images, temperature=self.temperature,
                                                class_bias=self.class_bias, open_set=self.open_set)
         top = probs.topk(self.top_k, dim=1)
         unknown = unknown_scores.cpu().tolist()

@@ -27,7 +27,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from ecowatch.classify.backbones import build_backbone
+from ecowatch.classify.backbones import build_backbone, channels_last
 from ecowatch.classify.losses import TaxonomicLoss
 from ecowatch.classify.taxonomy import ClassTaxonomy
 from ecowatch.errors import ConfigError
@@ -53,6 +53,8 @@ class BaseTask(L.LightningModule, ABC):
         super().__init__()
         self.save_hyperparameters(ignore=ignore)
         self.configure_models()
+        if isinstance(getattr(self, "model", None), nn.Module):
+            self.model.to(memory_format=torch.channels_last)  # see forward
         self.configure_losses()
         self.configure_metrics()
 
@@ -67,8 +69,9 @@ class BaseTask(L.LightningModule, ABC):
         """Create the metrics (``self.train_metrics``, ``self.val_metrics``, ``self.test_metrics``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's raw output."""
-        return self.model(x)
+        """The model's raw output (images in channels-last memory, as the weights: see
+        :func:`~ecowatch.classify.backbones.channels_last`)."""
+        return self.model(channels_last(x))
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with a one-cycle schedule over the run's steps, or over its time budget if that ends first.

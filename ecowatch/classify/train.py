@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ecowatch.classify.backbones import channels_last
 from ecowatch.classify.calibration import (
     calibrated,
     expected_calibration_error,
@@ -472,7 +473,7 @@ def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTax
 def _outputs(network: torch.nn.Module, loader: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Image embeddings (N, D) and raw logits (N, classes) of a loader's crops, on the CPU."""
     with tap_embeddings(network) as captured:
-        logits = [network(images.to(device)).float().cpu() for images, _ in loader]
+        logits = [network(channels_last(images.to(device))).float().cpu() for images, _ in loader]
         if not logits:  # the shapes from one blank image
             blank = network(torch.zeros(1, 3, 32, 32, device=device))
             return captured[-1][:0].cpu(), blank[:0].float().cpu()

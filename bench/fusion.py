@@ -16,7 +16,8 @@ name prefixed to crop, location and event ids, as ``bench/classifier_accuracy.py
   each with and without range maps; and with no context at all;
 - roll-up: precision of the labels emitted at species rank, the share rolled up (by rank) and the
   share called unknown, the crops of the species held out of training (novel) included; at the
-  configured thresholds and at the species threshold fitted on validation;
+  configured thresholds and at the species threshold fitted on validation (95 % confidence over
+  validation sites, a cluster bootstrap);
 - sequences: event-level accuracy (one vote per burst) beside frame-level accuracy.
 
 Figures only; nothing is asserted. The classifier's scores of the val/test crops are cached in
@@ -366,9 +367,10 @@ def _rollup_section(b: Bench, w: Any, fused: np.ndarray, applied: np.ndarray) ->
     val_fused, val_applied = b.fused(b.val, b.graph(b.train_locations), w)
     chosen = fit_species_threshold(
         lambda s: b.decisions(val_fused, b.unknown[b.val], val_applied, species_min_score=s),
-        [b.truths[i] for i in b.val], target_precision=b.args.target_precision)
+        [b.truths[i] for i in b.val], target_precision=b.args.target_precision,
+        groups=[b.crops[i].location_id for i in b.val])
     print(f"  species_min_score fitted on validation (precision >= {b.args.target_precision} with 95 % "
-          f"confidence): {chosen.species_min_score:.3f} (val precision {chosen.precision:.3f}, species share "
+          f"confidence over the {len(b.split.val)} sites): {chosen.species_min_score:.3f} (val precision {chosen.precision:.3f}, species share "
           f"{chosen.share_species:.3f}); on test:")
     decisions = b.decisions(fused, b.unknown[b.test], applied, species_min_score=chosen.species_min_score)
     print("  fused      " + _rollup_line(decisions, truths, b.taxonomy, b.holdout))

@@ -11,7 +11,8 @@ Ties go to the smaller weights.
 
 :func:`fit_species_threshold` chooses, likewise on validation crops, the smallest species
 threshold whose species-rank labels reach a wanted precision with 95 % confidence (the roll-up's
-safeguard).
+safeguard); told each crop's site, it takes that confidence over sites (a cluster bootstrap), as
+crops of one site are not independent.
 """
 
 from __future__ import annotations
@@ -152,14 +153,43 @@ def wilson_lower_bound(successes: int, n: int, *, z: float = 1.645) -> float:
     return float((centre - spread) / (1 + z * z / n))
 
 
+def cluster_bootstrap_lower_bound(successes: np.ndarray, trials: np.ndarray, *, z: float = 1.645,
+                                  resamples: int = 2000, seed: int = 0) -> float:
+    """One-sided lower confidence bound of a pooled proportion whose trials come in clusters (sites).
+
+    Crops of one site (one background, one population, bursts of one animal) are not independent
+    trials, so the bound resamples whole clusters with replacement (the percentile bootstrap) and
+    takes the ``Phi(-z)`` quantile (z 1.645: the 5th percentile, 95 % confidence) of
+    ``sum(successes) / sum(trials)``. 0 when there are no trials.
+
+    Args:
+        successes: (G,) successes per cluster.
+        trials: (G,) trials per cluster.
+        z: normal quantile of the one-sided level.
+        resamples: bootstrap resamples.
+        seed: the resampling seed (the bound is reproducible).
+    """
+    from statistics import NormalDist
+
+    successes, trials = np.asarray(successes, dtype=np.float64), np.asarray(trials, dtype=np.float64)
+    if trials.sum() <= 0:
+        return 0.0
+    draws = np.random.default_rng(seed).integers(0, len(trials), size=(resamples, len(trials)))
+    n = trials[draws].sum(axis=1)
+    ratios = np.divide(successes[draws].sum(axis=1), n, out=np.zeros(resamples), where=n > 0)
+    return float(np.quantile(ratios, NormalDist().cdf(-z)))
+
+
 def fit_species_threshold(decide_at: Callable[[float], Sequence[FusedLabel]], truths: Sequence[str], *,
                           target_precision: float = 0.95, confidence_z: float = 1.645,
-                          grid: Sequence[float] | None = None) -> ThresholdFit:
+                          grid: Sequence[float] | None = None, groups: Sequence[str] | None = None) -> ThresholdFit:
     """The smallest ``species_min_score`` whose species-rank labels reach a precision on validation.
 
-    The precision must be reached *with confidence*: the Wilson lower bound of the validation
-    precision (one-sided, ``confidence_z`` 1.645 = 95 %) must be at least ``target_precision``, so a
-    threshold that is right on a handful of labels by luck is not chosen.
+    The precision must be reached *with confidence*, so a threshold that is right on a handful of
+    labels, or at a few lucky sites, is not chosen: the one-sided lower bound (``confidence_z``
+    1.645 = 95 %) of the validation precision must be at least ``target_precision``. With
+    ``groups`` (each crop's site) the bound is :func:`cluster_bootstrap_lower_bound` over sites,
+    since crops of one site are not independent; without, the Wilson bound over crops.
 
     Args:
         decide_at: the decisions of the validation crops at a given species threshold (every other
@@ -169,16 +199,33 @@ def fit_species_threshold(decide_at: Callable[[float], Sequence[FusedLabel]], tr
         target_precision: wanted precision (0..1) of the labels emitted at species rank.
         confidence_z: normal quantile of the lower bound (0 = the plain validation precision).
         grid: thresholds tried, ascending (default 0.50, 0.51, ..., 0.99, 0.995, 0.999).
+        groups: the site (or other cluster) of each crop, or None (crops independent).
 
     Returns:
         The threshold and its validation precision and share of species labels (threshold 1.0
         and precision NaN when no threshold reaches the target).
+
+    Raises:
+        InputDataError: ``groups`` does not give one site per crop.
     """
     thresholds = list(grid) if grid is not None else [*np.round(np.arange(0.5, 0.995, 0.01), 2), 0.995, 0.999]
+    if groups is not None and len(groups) != len(truths):
+        raise InputDataError(f"{len(groups)} groups for {len(truths)} crops: give each crop's site.")
+    index = {g: i for i, g in enumerate(sorted(set(groups)))} if groups is not None else {}
     for threshold in thresholds:
         decisions = decide_at(float(threshold))
-        species = [(d.taxon_id, t) for d, t in zip(decisions, truths, strict=True) if d.rank == "species"]
-        right = sum(a == b for a, b in species)
-        if species and wilson_lower_bound(right, len(species), z=confidence_z) >= target_precision:
-            return ThresholdFit(float(threshold), right / len(species), len(species) / len(truths), len(truths))
+        labelled = [i for i, d in enumerate(decisions) if d.rank == "species"]
+        if not labelled:
+            continue
+        right_rows = [i for i in labelled if decisions[i].taxon_id == truths[i]]
+        if groups is None:
+            bound = wilson_lower_bound(len(right_rows), len(labelled), z=confidence_z)
+        else:
+            trials, successes = np.zeros(len(index)), np.zeros(len(index))
+            np.add.at(trials, [index[groups[i]] for i in labelled], 1.0)
+            np.add.at(successes, [index[groups[i]] for i in right_rows], 1.0)
+            bound = cluster_bootstrap_lower_bound(successes[trials > 0], trials[trials > 0], z=confidence_z)
+        if bound >= target_precision:
+            return ThresholdFit(float(threshold), len(right_rows) / len(labelled), len(labelled) / len(truths),
+                                len(truths))
     return ThresholdFit(1.0, float("nan"), 0.0, len(truths))

@@ -6,7 +6,8 @@ GPU is present) it measures, on crops of a generated camera-trap dump:
 - **training**: crops per second of Lightning training steps (class-balanced sampling, the
   training augmentations, forward, taxonomy-aware loss, backward, AdamW; bf16/16-bit mixed
   precision on a GPU), after ``--warmup`` steps;
-- **inference, network**: crops per second of the network alone on ready input tensors;
+- **inference, network**: crops per second of the network alone on ready input tensors (channels-last
+  memory, as the stage and the training use);
 - **inference, end to end**: crops per second of the classify stage's prediction loop (decode the
   JPEG, cut the crop, preprocess in DataLoader workers, forward, top-k, the knn unknown score
   against a bank of 400 embeddings per class), without the store writes.
@@ -96,7 +97,7 @@ def main() -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from ecowatch.classify.backbones import BACKBONES, build_backbone
+    from ecowatch.classify.backbones import BACKBONES, build_backbone, channels_last
     from ecowatch.classify.checkpoint import SpeciesClassifier
     from ecowatch.classify.crops import CropCache, CropGeometry, sources_from_coco
     from ecowatch.classify.datamodule import ClassifierDataModule, LabelledCrop
@@ -142,7 +143,8 @@ def main() -> None:
         train_rate = timer.images / timer.seconds if timer.seconds else float("nan")
 
         network = build_backbone(name, taxonomy.num_classes, pretrained=False).eval().to(device)
-        x = torch.randn(args.batch_size, 3, args.input_size, args.input_size, device=device)
+        network.to(memory_format=torch.channels_last)  # the layout the stage and the training use
+        x = channels_last(torch.randn(args.batch_size, 3, args.input_size, args.input_size, device=device))
         autocast = torch.autocast(device.type, dtype=torch.bfloat16 if "bf16" in precision else torch.float16,
                                   enabled=gpu)
         with torch.no_grad(), autocast:

@@ -370,8 +370,8 @@ def _rollup_section(b: Bench, w: Any, fused: np.ndarray, applied: np.ndarray) ->
         [b.truths[i] for i in b.val], target_precision=b.args.target_precision,
         groups=[b.crops[i].location_id for i in b.val])
     print(f"  species_min_score fitted on validation (precision >= {b.args.target_precision} with 95 % "
-          f"confidence over the {len(b.split.val)} sites): {chosen.species_min_score:.3f} (val precision {chosen.precision:.3f}, species share "
-          f"{chosen.share_species:.3f}); on test:")
+          f"confidence over the {len(b.split.val)} sites): {chosen.species_min_score:.3f} (val precision "
+          f"{chosen.precision:.3f}, species share {chosen.share_species:.3f}); on test:")
     decisions = b.decisions(fused, b.unknown[b.test], applied, species_min_score=chosen.species_min_score)
     print("  fused      " + _rollup_line(decisions, truths, b.taxonomy, b.holdout))
 

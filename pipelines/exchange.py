@@ -230,8 +230,9 @@ def export_megadetector_command(dump_id: str | None, out: Path | None, detector_
     if classifier_id is not None:
         name, _, version = classifier_id.rpartition("/")
         if not name or not version:
-            raise click.BadParameter(f"{classifier_id!r}: expected NAME/VERSION, e.g. ecowatch-species/d1df7cf2a806dbea "
-                                     "(the model name and version of the store's classifications).",
+            raise click.BadParameter(f"{classifier_id!r}: expected NAME/VERSION, e.g. "
+                                     "ecowatch-species/d1df7cf2a806dbea (a model name and version of the store's "
+                                     "classifications).",
                                      param_hint="--classifier")
         classifier = (name, version)
     loaded = _load(config, overrides)

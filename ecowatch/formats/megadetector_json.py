@@ -128,6 +128,10 @@ def _completion_time(conn: sa.Connection, run_ids: set[str]) -> str:
     return finished.strftime(_TIME_FORMAT)
 
 
+#: ids per IN list: keeps a query under SQLite's bound-parameter limit
+_IN_LIST_CHUNK = 500
+
+
 def _pick_detector_version(conn: sa.Connection, dump_id: str, detector_version: str | None) -> str | None:
     versions = sorted(conn.execute(
         sa.select(S.detector_done.c.detector_version).distinct()
@@ -152,11 +156,10 @@ def _pick_detector_version(conn: sa.Connection, dump_id: str, detector_version: 
 def _models_of(conn: sa.Connection, detection_ids: list[str]) -> list[tuple[str, str]]:
     """The (model name, version) pairs with classifications of some detections."""
     models: set[tuple[str, str]] = set()
-    chunk = 500  # keeps the IN list under SQLite's bound-parameter limit
-    for start in range(0, len(detection_ids), chunk):
+    for start in range(0, len(detection_ids), _IN_LIST_CHUNK):
         models.update((row[0], row[1]) for row in conn.execute(
             sa.select(S.classifications.c.model_name, S.classifications.c.model_version).distinct()
-            .where(S.classifications.c.detection_id.in_(detection_ids[start:start + chunk]))))
+            .where(S.classifications.c.detection_id.in_(detection_ids[start:start + _IN_LIST_CHUNK]))))
     return sorted(models)
 
 
@@ -358,11 +361,10 @@ def _read_scores(conn: sa.Connection, ids: list[str], model: tuple[str, str]) ->
     cls = S.classifications
     by_detection: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
     run_ids: set[str] = set()
-    chunk = 500  # keeps the IN list under SQLite's bound-parameter limit
-    for start in range(0, len(ids), chunk):
+    for start in range(0, len(ids), _IN_LIST_CHUNK):
         for r in conn.execute(
             sa.select(cls.c.detection_id, cls.c.rank, cls.c.taxon_id, cls.c.score, cls.c.run_id)
-            .where(cls.c.detection_id.in_(ids[start:start + chunk]), cls.c.model_name == model[0],
+            .where(cls.c.detection_id.in_(ids[start:start + _IN_LIST_CHUNK]), cls.c.model_name == model[0],
                    cls.c.model_version == model[1])
         ):
             by_detection[r.detection_id].append((r.rank, r.taxon_id, float(r.score)))

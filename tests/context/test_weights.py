@@ -27,7 +27,8 @@ def _decide_at(scores: np.ndarray, predicted: list[str]):
     """Species label from ``threshold`` up, else the genus (a stand-in for the fused decision)."""
     def decide(threshold: float) -> list[FusedLabel]:
         return [FusedLabel(p, "species", float(s), "classifier") if s >= threshold else
-                FusedLabel("genus_x", "genus", float(s), "rollup_to_genus") for s, p in zip(scores, predicted, strict=True)]
+                FusedLabel("genus_x", "genus", float(s), "rollup_to_genus")
+                for s, p in zip(scores, predicted, strict=True)]
     return decide
 
 

@@ -11,6 +11,9 @@ camera-trap dumps (``ecowatch generate-dump --preset train``) and prints, for th
 - the AUROC of the unknown-species score, with ``--holdout`` species left out of training;
 - training crops/s and the training wall time.
 
+Macro-F1 and the AUROC come with their 90 % interval when the test sites are resampled (a cluster
+bootstrap over sites): how much the figure depends on which sites the split happened to draw.
+
     python bench/classifier_accuracy.py --data /tmp/det/train                 # an existing dump
     python bench/classifier_accuracy.py --seeds 0,1,2,3 --workdir /tmp/ecw    # generate (once) and use 4 dumps
 
@@ -155,7 +158,9 @@ def main() -> None:
     rep = test.report
     names = {t: taxa[t].common_name for t in rep.class_ids}
     print(f"\nTEST (sites unseen in training), {rep.n} crops of {len(rep.recall)} species:")
-    print(f"  top-1 {rep.top1:.3f}   macro-F1 {rep.macro_f1:.3f}   (target >= {TARGETS['macro_f1']})")
+    low, high = test.macro_f1_interval
+    print(f"  top-1 {rep.top1:.3f}   macro-F1 {rep.macro_f1:.3f} [90 % over sites {low:.3f} .. {high:.3f}]   "
+          f"(target >= {TARGETS['macro_f1']})")
     print("  per-class recall (n):")
     for taxon in sorted(rep.recall, key=lambda t: -rep.support[t]):
         print(f"    {names[taxon]:24s} {rep.recall[taxon]:.3f} ({rep.support[taxon]})   F1 {rep.f1[taxon]:.3f}")
@@ -174,7 +179,9 @@ def main() -> None:
     print(f"  (val: ECE {val.ece_before:.4f} -> {val.ece_after:.4f}; top-1 {val.report.top1:.3f}, "
           f"macro-F1 {val.report.macro_f1:.3f})")
     if not math.isnan(test.unknown_auroc):
+        low, high = test.unknown_auroc_interval
         print(f"  unknown species {list(config.data.holdout_species)}: AUROC {test.unknown_auroc:.3f} "
+              f"[90 % over sites {low:.3f} .. {high:.3f}] "
               f"(target >= {TARGETS['unknown_auroc']}); at the validation threshold "
               f"({result.open_set.method}, known recall {result.open_set.known_recall}): "
               f"{test.unknown_flagged_unknown:.3f} of held-out crops and {test.unknown_flagged_known:.3f} of known "

@@ -133,39 +133,6 @@ def _macro(pred: np.ndarray, labels: np.ndarray, class_ids: tuple[str, ...]) -> 
     return report.top1, report.macro_f1
 
 
-def _macro_f1_of_confusions(confusions: np.ndarray) -> np.ndarray:
-    """Macro-F1 of each (C, C) confusion matrix (true x predicted) of a stack (..., C, C); classes with
-    no crops are left out of the mean, as :func:`~ecowatch.classify.evaluate.classification_report` does."""
-    tp = np.diagonal(confusions, axis1=-2, axis2=-1)
-    support, predicted = confusions.sum(axis=-1), confusions.sum(axis=-2)
-    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(tp.shape), where=support + predicted > 0)
-    present = support > 0
-    return (f1 * present).sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
-
-
-def _gain_interval(base: np.ndarray, fused: np.ndarray, labels: np.ndarray, sites: list[str], n_classes: int,
-                   *, resamples: int = 2000, level: float = 0.90, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of the macro-F1 gain (fused - image-only) when whole sites are resampled.
-
-    Crops of one site share a background, a population and bursts of one animal, so the sites are
-    the units of the cluster bootstrap (with replacement, seeded), not the crops.
-    """
-    known = labels >= 0
-    names = sorted(set(sites))
-    index = {s: i for i, s in enumerate(names)}
-    site = np.array([index[s] for s in sites])[known]
-    cells = labels[known] * n_classes
-    per_site = np.zeros((2, len(names), n_classes * n_classes))
-    for k, pred in enumerate((base[known], fused[known])):
-        np.add.at(per_site[k], (site, cells + pred), 1.0)
-    draws = np.random.default_rng(seed).integers(0, len(names), size=(resamples, len(names)))
-    weights = np.stack([np.bincount(d, minlength=len(names)) for d in draws]).astype(np.float64)
-    gains = np.subtract(*[_macro_f1_of_confusions((weights @ per_site[k]).reshape(-1, n_classes, n_classes))
-                          for k in (1, 0)])
-    tail = (1.0 - level) / 2
-    return float(np.quantile(gains, tail)), float(np.quantile(gains, 1.0 - tail))
-
-
 def _voted(p: np.ndarray, events: list[str]) -> np.ndarray:
     """Each row replaced by the mean of its event's rows (the sequence vote)."""
     from ecowatch.context.fusion import vote_sequence
@@ -326,10 +293,12 @@ class Bench:
                        prior_applied=bool(applied[i])) for i in range(len(fused))]
 
     def line(self, name: str, rows: np.ndarray, fused: np.ndarray) -> None:
+        from ecowatch.classify.evaluate import macro_f1_gain_interval
+
         base = _macro(self.probs[rows].argmax(1), self.labels[rows], self.class_ids)
         got = _macro(fused.argmax(1), self.labels[rows], self.class_ids)
-        low, high = _gain_interval(self.probs[rows].argmax(1), fused.argmax(1), self.labels[rows],
-                                   [self.crops[i].location_id for i in rows], len(self.class_ids))
+        low, high = macro_f1_gain_interval(self.probs[rows].argmax(1), fused.argmax(1), self.labels[rows],
+                                           [self.crops[i].location_id for i in rows], len(self.class_ids))
         print(f"  {name:42s} image-only top-1 {base[0]:.3f} macro-F1 {base[1]:.3f} | fused top-1 {got[0]:.3f} "
               f"macro-F1 {got[1]:.3f} | {100 * (got[1] - base[1]):+.2f} points [90 % over sites "
               f"{100 * low:+.2f} .. {100 * high:+.2f}] (n={int((self.labels[rows] >= 0).sum())})")

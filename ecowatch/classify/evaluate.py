@@ -173,3 +173,121 @@ def write_confusion_png(report: ClassificationReport, path: Path, *, names: Sequ
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     return path
+
+
+def macro_f1_of_confusions(confusions: np.ndarray) -> np.ndarray:
+    """Macro-F1 of each confusion matrix (true x predicted) of a stack (..., C, C).
+
+    Classes with no crops are left out of the mean, as in :func:`classification_report`.
+    """
+    confusions = np.asarray(confusions, dtype=np.float64)
+    tp = np.diagonal(confusions, axis1=-2, axis2=-1)
+    support, predicted = confusions.sum(axis=-1), confusions.sum(axis=-2)
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(tp.shape), where=support + predicted > 0)
+    present = support > 0
+    return (f1 * present).sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
+
+
+def site_resamples(sites: Sequence[str], *, resamples: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A cluster bootstrap over sites: each item's site index and how often each site is drawn.
+
+    Crops of one site share a background, a population and bursts of one animal, so they are not
+    independent; resampling whole sites with replacement shows how much a figure depends on which
+    sites happen to be in the evaluated split.
+
+    Args:
+        sites: the site (location) of each item.
+        resamples: bootstrap resamples.
+        seed: the resampling seed (intervals are reproducible).
+
+    Returns:
+        (N,) site index of each item and (resamples, G) multiplicity of each of the G sites.
+    """
+    names = sorted(set(sites))
+    index = {s: i for i, s in enumerate(names)}
+    draws = np.random.default_rng(seed).integers(0, len(names), size=(resamples, len(names)))
+    counts = np.stack([np.bincount(d, minlength=len(names)) for d in draws]) if len(names) else np.zeros((resamples, 0))
+    return np.array([index[s] for s in sites], dtype=np.int64), counts.astype(np.float64)
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1.0 - level) / 2
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail))
+
+
+def _resampled_macro_f1(predictions: Sequence[np.ndarray], labels: np.ndarray, sites: Sequence[str],
+                        n_classes: int, resamples: int, seed: int) -> list[np.ndarray] | None:
+    """Macro-F1 of each prediction in each site resample (the same resamples for all); None without labels."""
+    labels = np.asarray(labels, dtype=np.int64)
+    known = labels >= 0
+    if not known.any():
+        return None
+    site, counts = site_resamples([s for s, k in zip(sites, known, strict=True) if k], resamples=resamples, seed=seed)
+    cells = labels[known] * n_classes
+    out = []
+    for predicted in predictions:
+        per_site = np.zeros((counts.shape[1], n_classes * n_classes))
+        np.add.at(per_site, (site, cells + np.asarray(predicted, dtype=np.int64)[known]), 1.0)
+        out.append(macro_f1_of_confusions((counts @ per_site).reshape(-1, n_classes, n_classes)))
+    return out
+
+
+def macro_f1_interval(predicted: np.ndarray, labels: np.ndarray, sites: Sequence[str], n_classes: int, *,
+                      level: float = 0.9, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of macro-F1 over resampled sites (:func:`site_resamples`).
+
+    Args:
+        predicted: (N,) predicted class indices.
+        labels: (N,) true class indices (items with -1, not a class, are left out).
+        sites: the site of each item.
+        n_classes: the classes.
+        level: the interval's coverage (0.9: the 5th to the 95th percentile).
+        resamples: bootstrap resamples.
+        seed: the resampling seed.
+
+    Returns:
+        (low, high); NaN without labelled items.
+    """
+    figures = _resampled_macro_f1([predicted], labels, sites, n_classes, resamples, seed)
+    return (float("nan"), float("nan")) if figures is None else _interval(figures[0], level)
+
+
+def macro_f1_gain_interval(base: np.ndarray, other: np.ndarray, labels: np.ndarray, sites: Sequence[str],
+                           n_classes: int, *, level: float = 0.9, resamples: int = 2000,
+                           seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of ``macro-F1(other) - macro-F1(base)`` over resampled sites, both predictions
+    scored on the same resamples (arguments as :func:`macro_f1_interval`)."""
+    figures = _resampled_macro_f1([other, base], labels, sites, n_classes, resamples, seed)
+    return (float("nan"), float("nan")) if figures is None else _interval(figures[0] - figures[1], level)
+
+
+def auroc_interval(known_scores: np.ndarray, known_sites: Sequence[str], unknown_scores: np.ndarray,
+                   unknown_sites: Sequence[str], *, level: float = 0.9, resamples: int = 2000,
+                   seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the AUROC of telling unknown (positive) from known items by score, over
+    resampled sites (a site's known and unknown items are drawn together; ties count half).
+
+    Returns:
+        (low, high); NaN when either group is empty.
+    """
+    known, unknown = np.asarray(known_scores, dtype=np.float64), np.asarray(unknown_scores, dtype=np.float64)
+    if not len(known) or not len(unknown):
+        return float("nan"), float("nan")
+    site, counts = site_resamples([*known_sites, *unknown_sites], resamples=resamples, seed=seed)
+    site_known, site_unknown = site[:len(known)], site[len(known):]
+    order = np.argsort(known, kind="stable")
+    sorted_known = known[order]
+    below = np.searchsorted(sorted_known, unknown, side="left")  # known items scored lower than each unknown one
+    upto = np.searchsorted(sorted_known, unknown, side="right")
+    values = []
+    for start in range(0, len(counts), 250):  # (chunk, N) weight matrices stay small
+        chunk = counts[start:start + 250]
+        w_known = chunk[:, site_known[order]]
+        cumulative = np.concatenate([np.zeros((len(chunk), 1)), np.cumsum(w_known, axis=1)], axis=1)
+        w_unknown = chunk[:, site_unknown]
+        wins = cumulative[:, below] + 0.5 * (cumulative[:, upto] - cumulative[:, below])
+        pairs = w_known.sum(axis=1) * w_unknown.sum(axis=1)
+        values.append(np.divide((w_unknown * wins).sum(axis=1), pairs, out=np.full(len(chunk), np.nan),
+                                where=pairs > 0))
+    values_all = np.concatenate(values)
+    return _interval(values_all[~np.isnan(values_all)], level)

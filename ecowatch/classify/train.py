@@ -41,7 +41,13 @@ from ecowatch.classify.calibration import (
 from ecowatch.classify.checkpoint import checkpoint_version, save_classifier
 from ecowatch.classify.config import ClassifierTrainingConfig
 from ecowatch.classify.crops import CropCache, CropGeometry, CropSource
-from ecowatch.classify.evaluate import ClassificationReport, classification_report, write_confusion_png
+from ecowatch.classify.evaluate import (
+    ClassificationReport,
+    auroc_interval,
+    classification_report,
+    macro_f1_interval,
+    write_confusion_png,
+)
 from ecowatch.classify.openset import (
     OPEN_SET_METHODS,
     OpenSetCalibration,
@@ -60,6 +66,8 @@ from ecowatch.tables import Taxon
 from ecowatch.tracking import TrackingTarget, register_model_version, tracked_run
 
 log = logging.getLogger(__name__)
+#: site resamples behind the intervals of the evaluation figures
+_RESAMPLES = 1000
 
 
 @dataclass
@@ -79,6 +87,9 @@ class SetFigures:
         unknown_flagged_unknown: share of held-out species crops called unknown.
         unknown_auroc_by_method: the AUROC of each open-set method (``energy``, ``max_logit``,
             ``msp``) on the same crops, whichever the model uses.
+        macro_f1_interval: 90 % interval of macro-F1 when the split's sites are resampled (a
+            cluster bootstrap, :func:`~ecowatch.classify.evaluate.site_resamples`); NaN without sites.
+        unknown_auroc_interval: the same for the unknown AUROC.
     """
 
     report: ClassificationReport
@@ -90,6 +101,8 @@ class SetFigures:
     unknown_flagged_known: float = float("nan")
     unknown_flagged_unknown: float = float("nan")
     unknown_auroc_by_method: dict[str, float] = field(default_factory=dict)
+    macro_f1_interval: tuple[float, float] = (float("nan"), float("nan"))
+    unknown_auroc_interval: tuple[float, float] = (float("nan"), float("nan"))
 
 
 @dataclass
@@ -159,11 +172,14 @@ class TrainingResult:
                 f"{name}.ece_before": figures.ece_before, f"{name}.ece_after": figures.ece_after,
                 f"{name}.nll_before": figures.nll_before, f"{name}.nll_after": figures.nll_after,
                 f"{name}.unknown_flagged_known": figures.unknown_flagged_known,
+                f"{name}.macro_f1_low": figures.macro_f1_interval[0],
+                f"{name}.macro_f1_high": figures.macro_f1_interval[1],
             })
             out.update({f"{name}.recall.{taxon}": value for taxon, value in rep.recall.items()})
             if figures.unknown_auroc == figures.unknown_auroc:  # not NaN
                 out[f"{name}.unknown_auroc"] = figures.unknown_auroc
                 out[f"{name}.unknown_flagged_unknown"] = figures.unknown_flagged_unknown
+                out[f"{name}.unknown_auroc_low"], out[f"{name}.unknown_auroc_high"] = figures.unknown_auroc_interval
                 out.update({f"{name}.unknown_auroc.{m}": v for m, v in figures.unknown_auroc_by_method.items()})
         return {k: float(v) for k, v in out.items() if v == v}  # MLflow refuses NaN in some stores
 
@@ -289,8 +305,9 @@ def train_classifier(
                               seed=cfg.train.seed)
         open_set = fit_open_set(logits["val"], method=cfg.open_set.method, known_recall=cfg.open_set.known_recall,
                                 known_embeddings=embeddings["val"], bank=bank, k=cfg.open_set.k)
-        figures = {name: _figures(logits, embeddings, labels, name, taxonomy, (temperature, class_bias), open_set, bank)
-                   for name in ("val", "test") if len(labels[name])}
+        sites = {name: [c.location_id for c in data.crops] for name, data in datamodule.datasets.items()}
+        figures = {name: _figures(logits, embeddings, labels, name, taxonomy, (temperature, class_bias), open_set, bank,
+                                  sites=sites) for name in ("val", "test") if len(labels[name])}
         metrics_for_ckpt = {f"{name}.{k}": v for name, f in figures.items()
                             for k, v in (("top1", f.report.top1), ("macro_f1", f.report.macro_f1),
                                          ("ece_after", f.ece_after), ("unknown_auroc", f.unknown_auroc))
@@ -482,7 +499,8 @@ def _outputs(network: torch.nn.Module, loader: Any, device: torch.device) -> tup
 
 def _figures(logits: Mapping[str, torch.Tensor], embeddings: Mapping[str, torch.Tensor],
              labels: Mapping[str, torch.Tensor], name: str, taxonomy: ClassTaxonomy,
-             calibration: tuple[float, torch.Tensor], open_set: OpenSetCalibration, bank: torch.Tensor) -> SetFigures:
+             calibration: tuple[float, torch.Tensor], open_set: OpenSetCalibration, bank: torch.Tensor, *,
+             sites: Mapping[str, Sequence[str]] | None = None) -> SetFigures:
     x, y = logits[name], labels[name]
     calibrated_probs = torch.softmax(calibrated(x, *calibration), dim=1)
     report = classification_report(calibrated_probs.argmax(dim=1), y, taxonomy.class_ids)
@@ -492,6 +510,9 @@ def _figures(logits: Mapping[str, torch.Tensor], embeddings: Mapping[str, torch.
         ece_after=expected_calibration_error(calibrated_probs, y),
         nll_before=nll(x, y), nll_after=nll(x, y, *calibration),
     )
+    if sites is not None:
+        figures.macro_f1_interval = macro_f1_interval(calibrated_probs.argmax(dim=1).numpy(), y.numpy(), sites[name],
+                                                      taxonomy.num_classes, resamples=_RESAMPLES)
     x_emb = embeddings[name]
     known_scores = open_set.unknown_score(x, x_emb)
     figures.unknown_flagged_known = float((known_scores >= 0.5).double().mean())
@@ -499,6 +520,10 @@ def _figures(logits: Mapping[str, torch.Tensor], embeddings: Mapping[str, torch.
     if unknown is not None and len(unknown):
         unknown_scores = open_set.unknown_score(unknown, u_emb)
         figures.unknown_auroc = auroc(open_set.raw(x, x_emb), open_set.raw(unknown, u_emb))
+        if sites is not None:
+            figures.unknown_auroc_interval = auroc_interval(
+                open_set.raw(x, x_emb).numpy(), sites[name], open_set.raw(unknown, u_emb).numpy(),
+                sites[f"unknown_{name}"], resamples=_RESAMPLES)
         figures.unknown_flagged_unknown = float((unknown_scores >= 0.5).double().mean())
         k = open_set.k or min(100, len(bank))  # the configured k, or the default's for a logit method
         figures.unknown_auroc_by_method = {

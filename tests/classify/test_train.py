@@ -52,6 +52,9 @@ def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
         assert key in run.data.metrics, key
     assert any(k.startswith("test.recall.") for k in run.data.metrics)
     assert {f"val.unknown_auroc.{m}" for m in ("energy", "max_logit", "msp")} <= set(run.data.metrics)
+    m = run.data.metrics  # intervals over resampled validation sites hold the figure
+    assert m["val.macro_f1_low"] <= m["val.macro_f1"] <= m["val.macro_f1_high"]
+    assert m["val.unknown_auroc_low"] <= m["val.unknown_auroc"] <= m["val.unknown_auroc_high"]
     assert held_out not in run.data.params["classes"]
     artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/confusion_val.png", "evaluation/confusion_test.png", "evaluation/evaluation.json"} <= artefacts

@@ -205,16 +205,18 @@ class OpenSetConfig(_Strict):
 
     Attributes:
         method: ``knn`` (``-cos`` of the image embedding to its k-th nearest training crop),
-            ``energy`` (``-logsumexp(logits)``), ``max_logit`` (``-max(logits)``) or ``msp``
-            (``-max(softmax(logits))``). The training run reports the AUROC of all of them when
-            species are held out.
+            ``energy`` (``-logsumexp(logits)``), ``max_logit`` (``-max(logits)``), ``msp``
+            (``-max(softmax(logits))``), or ``auto``: the one with the highest AUROC on validation
+            crops of the species held out of training (``data.holdout_species``; ``knn`` when none
+            are held out). The training run reports the AUROC of all of them when species are
+            held out.
         known_recall: share of known-species validation crops kept as known by the threshold.
         k: the neighbour of the ``knn`` score.
         bank_per_class: training crops per class whose embeddings the checkpoint keeps for ``knn``
             (float16; 400 x 13 classes x 576 dimensions is 6 MB).
     """
 
-    method: Literal["knn", "energy", "max_logit", "msp"] = "knn"
+    method: Literal["knn", "energy", "max_logit", "msp", "auto"] = "knn"
     known_recall: float = Field(0.95, gt=0.0, lt=1.0)
     k: int = Field(100, ge=1)
     bank_per_class: int = Field(400, ge=1)

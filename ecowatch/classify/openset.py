@@ -244,6 +244,46 @@ def fit_open_set(known_logits: torch.Tensor, *, method: OpenSetMethod = "energy"
     return OpenSetCalibration(method, threshold, scale, float(known_recall), k, bank)
 
 
+def choose_open_set_method(known_logits: torch.Tensor, unknown_logits: torch.Tensor, *,
+                           known_embeddings: torch.Tensor | None = None,
+                           unknown_embeddings: torch.Tensor | None = None, bank: torch.Tensor | None = None,
+                           k: int = 0) -> tuple[OpenSetMethod, dict[str, float]]:
+    """The open-set method that best tells held-out species from known ones on validation sites.
+
+    Which score separates best depends on the trained network (the kNN score on some runs, energy
+    on others), and the validation ranking of the methods has matched the test ranking on generated
+    data; so ``open_set.method: auto`` picks it on validation crops of the species held out of
+    training (``data.holdout_species``), never on test crops.
+
+    Args:
+        known_logits: (N, classes) raw logits of validation crops of known species.
+        unknown_logits: (M, classes) raw logits of validation crops of held-out species.
+        known_embeddings: (N, D) their embeddings (for ``knn``).
+        unknown_embeddings: (M, D) likewise.
+        bank: (B, D) training embeddings (``knn`` is left out without them).
+        k: the neighbour of ``knn``.
+
+    Returns:
+        The method with the highest AUROC (ties: the first of :data:`OPEN_SET_METHODS`) and each
+        method's AUROC.
+
+    Raises:
+        ValueError: no held-out or no known crops.
+    """
+    if not len(known_logits) or not len(unknown_logits):
+        raise ValueError("choosing the open-set method needs validation crops of known and of held-out species")
+    usable = bank is not None and len(bank) and known_embeddings is not None and unknown_embeddings is not None
+    aurocs = {
+        method: auroc(raw_open_set_score(known_logits, method, embeddings=known_embeddings, bank=bank,
+                                         k=min(max(int(k), 1), len(bank)) if usable else 1),
+                      raw_open_set_score(unknown_logits, method, embeddings=unknown_embeddings, bank=bank,
+                                         k=min(max(int(k), 1), len(bank)) if usable else 1))
+        for method in OPEN_SET_METHODS if method != "knn" or usable
+    }
+    best = max(aurocs, key=lambda m: (aurocs[m], -OPEN_SET_METHODS.index(m)))
+    return best, aurocs  # type: ignore[return-value]
+
+
 def auroc(known_scores: torch.Tensor | np.ndarray, unknown_scores: torch.Tensor | np.ndarray) -> float:
     """Area under the ROC curve of telling unknown (positive) from known crops by score.
 

@@ -51,7 +51,9 @@ from ecowatch.classify.evaluate import (
 from ecowatch.classify.openset import (
     OPEN_SET_METHODS,
     OpenSetCalibration,
+    OpenSetMethod,
     auroc,
+    choose_open_set_method,
     embedding_bank,
     fit_open_set,
     raw_open_set_score,
@@ -303,7 +305,8 @@ def train_classifier(
         temperature, class_bias = fit_bias_corrected_temperature(logits["val"], labels["val"])
         bank = embedding_bank(embeddings["train"], labels["train"], per_class=cfg.open_set.bank_per_class,
                               seed=cfg.train.seed)
-        open_set = fit_open_set(logits["val"], method=cfg.open_set.method, known_recall=cfg.open_set.known_recall,
+        method = _open_set_method(cfg, logits, embeddings, bank)
+        open_set = fit_open_set(logits["val"], method=method, known_recall=cfg.open_set.known_recall,
                                 known_embeddings=embeddings["val"], bank=bank, k=cfg.open_set.k)
         sites = {name: [c.location_id for c in data.crops] for name, data in datamodule.datasets.items()}
         figures = {name: _figures(logits, embeddings, labels, name, taxonomy, (temperature, class_bias), open_set, bank,
@@ -495,6 +498,23 @@ def _outputs(network: torch.nn.Module, loader: Any, device: torch.device) -> tup
             blank = network(torch.zeros(1, 3, 32, 32, device=device))
             return captured[-1][:0].cpu(), blank[:0].float().cpu()
     return torch.cat([e.cpu() for e in captured]), torch.cat(logits)
+
+
+def _open_set_method(cfg: ClassifierTrainingConfig, logits: Mapping[str, torch.Tensor],
+                     embeddings: Mapping[str, torch.Tensor], bank: torch.Tensor) -> OpenSetMethod:
+    """The configured open-set method; for ``auto``, the best on held-out species at validation sites."""
+    if cfg.open_set.method != "auto":
+        return cfg.open_set.method
+    unknown = logits.get("unknown_val")
+    if unknown is None or not len(unknown):
+        log.info("open_set.method auto: no crops of held-out species at validation sites; using knn")
+        return "knn"
+    method, aurocs = choose_open_set_method(logits["val"], unknown, known_embeddings=embeddings["val"],
+                                            unknown_embeddings=embeddings["unknown_val"], bank=bank,
+                                            k=cfg.open_set.k)
+    log.info("open_set.method auto: %s (validation AUROC of the held-out species: %s)", method,
+             ", ".join(f"{m} {v:.3f}" for m, v in aurocs.items()))
+    return method
 
 
 def _figures(logits: Mapping[str, torch.Tensor], embeddings: Mapping[str, torch.Tensor],

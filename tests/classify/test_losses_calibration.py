@@ -158,3 +158,30 @@ def test_auroc_and_raw_scores() -> None:
     assert float(raw_open_set_score(logits, "energy")) == pytest.approx(-math.log(math.e + math.e**2))
     with pytest.raises(ValueError, match="not one of"):
         raw_open_set_score(logits, "softmax")  # type: ignore[arg-type]
+
+
+def test_auto_open_set_method_is_the_best_on_held_out_species() -> None:
+    from ecowatch.classify.openset import choose_open_set_method
+
+    gen = torch.Generator().manual_seed(3)
+    centres = torch.nn.functional.normalize(torch.randn(3, 16, generator=gen), dim=1)
+    labels = torch.arange(3).repeat(60)
+    bank = embedding_bank(centres[labels] + 0.1 * torch.randn(180, 16, generator=gen), labels, per_class=40)
+    known_emb = centres[labels] + 0.1 * torch.randn(180, 16, generator=gen)
+    novel_emb = torch.nn.functional.normalize(torch.randn(60, 16, generator=gen), dim=1)
+    confident = torch.zeros(180, 3)
+    confident[torch.arange(180), labels] = 4.0
+    # the novel crops' logits are as confident as the known ones': only the embeddings tell them apart
+    novel_logits = torch.zeros(60, 3)
+    novel_logits[torch.arange(60), torch.arange(60) % 3] = 4.0
+
+    method, aurocs = choose_open_set_method(confident, novel_logits, known_embeddings=known_emb,
+                                            unknown_embeddings=novel_emb, bank=bank, k=5)
+    assert method == "knn" and aurocs["knn"] > 0.99 and aurocs["energy"] == pytest.approx(0.5)
+
+    shy = torch.zeros(60, 3)  # logits without a favourite: energy sees them; no embeddings, so no knn
+    method, aurocs = choose_open_set_method(confident, shy)
+    assert set(aurocs) == {"energy", "max_logit", "msp"} and aurocs["energy"] == 1.0
+    assert method == "energy"  # ties go to the first method of OPEN_SET_METHODS
+    with pytest.raises(ValueError, match="held-out species"):
+        choose_open_set_method(confident, shy[:0])

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from ecowatch.classify.checkpoint import load_classifier
 from ecowatch.classify.config import load_classifier_config
+from ecowatch.classify.openset import OPEN_SET_METHODS
 from ecowatch.errors import ConfigError
 from pipelines.train import train_group
 
@@ -40,7 +41,8 @@ def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
     conf = write_training_project(tmp_path / "project", tiny_dump)
     held_out = "sus_scrofa"
     result = CliRunner().invoke(train_group, ["classifier", "--config", str(conf), "--set", "train.max_steps=2",
-                                                     "--set", f"data.holdout_species=[{held_out}]"])
+                                                     "--set", f"data.holdout_species=[{held_out}]",
+                                                     "--set", "open_set.method=auto"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "registered: models:/ecowatch-species/1 (alias challenger)" in result.output
     target = tracking_target(str(tmp_path / "project" / "work" / "mlflow" / "mlflow.db"))
@@ -60,7 +62,11 @@ def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
     assert {"evaluation/confusion_val.png", "evaluation/confusion_test.png", "evaluation/evaluation.json"} <= artefacts
     checkpoints = list((tmp_path / "project" / "work" / "models" / "classifiers").glob("*.ckpt"))
     assert len(checkpoints) == 1 and version.tags["model_version"] in checkpoints[0].name
-    assert load_classifier(checkpoints[0]).taxonomy.class_ids == tuple(run.data.params["classes"].split(","))
+    loaded = load_classifier(checkpoints[0])
+    assert loaded.taxonomy.class_ids == tuple(run.data.params["classes"].split(","))
+    # open_set.method auto: the method with the best AUROC on the held-out species at validation sites
+    by_method = {m: run.data.metrics[f"val.unknown_auroc.{m}"] for m in OPEN_SET_METHODS}
+    assert loaded.open_set.method == max(by_method, key=lambda m: (by_method[m], -OPEN_SET_METHODS.index(m)))
 
 
 def test_shipped_config_loads_and_errors_name_the_key(tiny_dump: Path, tmp_path: Path) -> None:

@@ -308,6 +308,7 @@ def train_classifier(
         method = _open_set_method(cfg, logits, embeddings, bank)
         open_set = fit_open_set(logits["val"], method=method, known_recall=cfg.open_set.known_recall,
                                 known_embeddings=embeddings["val"], bank=bank, k=cfg.open_set.k)
+        tracker.set_tags({"ecowatch.open_set_method": open_set.method})  # what open_set.method auto chose
         sites = {name: [c.location_id for c in data.crops] for name, data in datamodule.datasets.items()}
         figures = {name: _figures(logits, embeddings, labels, name, taxonomy, (temperature, class_bias), open_set, bank,
                                   sites=sites) for name in ("val", "test") if len(labels[name])}

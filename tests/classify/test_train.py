@@ -67,6 +67,7 @@ def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
     # open_set.method auto: the method with the best AUROC on the held-out species at validation sites
     by_method = {m: run.data.metrics[f"val.unknown_auroc.{m}"] for m in OPEN_SET_METHODS}
     assert loaded.open_set.method == max(by_method, key=lambda m: (by_method[m], -OPEN_SET_METHODS.index(m)))
+    assert run.data.tags["ecowatch.open_set_method"] == loaded.open_set.method
 
 
 def test_shipped_config_loads_and_errors_name_the_key(tiny_dump: Path, tmp_path: Path) -> None:

@@ -244,10 +244,33 @@ def fit_open_set(known_logits: torch.Tensor, *, method: OpenSetMethod = "energy"
     return OpenSetCalibration(method, threshold, scale, float(known_recall), k, bank)
 
 
+def open_set_aurocs(known_logits: torch.Tensor, unknown_logits: torch.Tensor, *,
+                    known_embeddings: torch.Tensor | None = None, unknown_embeddings: torch.Tensor | None = None,
+                    bank: torch.Tensor | None = None, k: int = 1) -> dict[str, float]:
+    """The AUROC of every open-set method at telling unknown crops from known ones.
+
+    Args:
+        known_logits: (N, classes) raw logits of crops of known species.
+        unknown_logits: (M, classes) raw logits of crops of species the model was not trained on.
+        known_embeddings: (N, D) their embeddings (for ``knn``).
+        unknown_embeddings: (M, D) likewise.
+        bank: (B, D) training embeddings (``knn`` is left out without them or without embeddings).
+        k: the neighbour of ``knn`` (clipped to 1..B).
+
+    Returns:
+        Method -> AUROC, in the order of :data:`OPEN_SET_METHODS`.
+    """
+    with_knn = bank is not None and len(bank) > 0 and known_embeddings is not None and unknown_embeddings is not None
+    k = min(max(int(k), 1), len(bank)) if with_knn else 1
+    return {method: auroc(raw_open_set_score(known_logits, method, embeddings=known_embeddings, bank=bank, k=k),
+                          raw_open_set_score(unknown_logits, method, embeddings=unknown_embeddings, bank=bank, k=k))
+            for method in OPEN_SET_METHODS if method != "knn" or with_knn}
+
+
 def choose_open_set_method(known_logits: torch.Tensor, unknown_logits: torch.Tensor, *,
                            known_embeddings: torch.Tensor | None = None,
                            unknown_embeddings: torch.Tensor | None = None, bank: torch.Tensor | None = None,
-                           k: int = 0) -> tuple[OpenSetMethod, dict[str, float]]:
+                           k: int = 1) -> tuple[OpenSetMethod, dict[str, float]]:
     """The open-set method that best tells held-out species from known ones on validation sites.
 
     Which score separates best depends on the trained network (the kNN score on some runs, energy
@@ -258,10 +281,7 @@ def choose_open_set_method(known_logits: torch.Tensor, unknown_logits: torch.Ten
     Args:
         known_logits: (N, classes) raw logits of validation crops of known species.
         unknown_logits: (M, classes) raw logits of validation crops of held-out species.
-        known_embeddings: (N, D) their embeddings (for ``knn``).
-        unknown_embeddings: (M, D) likewise.
-        bank: (B, D) training embeddings (``knn`` is left out without them).
-        k: the neighbour of ``knn``.
+        known_embeddings, unknown_embeddings, bank, k: as :func:`open_set_aurocs`.
 
     Returns:
         The method with the highest AUROC (ties: the first of :data:`OPEN_SET_METHODS`) and each
@@ -272,14 +292,8 @@ def choose_open_set_method(known_logits: torch.Tensor, unknown_logits: torch.Ten
     """
     if not len(known_logits) or not len(unknown_logits):
         raise ValueError("choosing the open-set method needs validation crops of known and of held-out species")
-    usable = bank is not None and len(bank) and known_embeddings is not None and unknown_embeddings is not None
-    aurocs = {
-        method: auroc(raw_open_set_score(known_logits, method, embeddings=known_embeddings, bank=bank,
-                                         k=min(max(int(k), 1), len(bank)) if usable else 1),
-                      raw_open_set_score(unknown_logits, method, embeddings=unknown_embeddings, bank=bank,
-                                         k=min(max(int(k), 1), len(bank)) if usable else 1))
-        for method in OPEN_SET_METHODS if method != "knn" or usable
-    }
+    aurocs = open_set_aurocs(known_logits, unknown_logits, known_embeddings=known_embeddings,
+                             unknown_embeddings=unknown_embeddings, bank=bank, k=k)
     best = max(aurocs, key=lambda m: (aurocs[m], -OPEN_SET_METHODS.index(m)))
     return best, aurocs  # type: ignore[return-value]
 

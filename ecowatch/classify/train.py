@@ -49,14 +49,13 @@ from ecowatch.classify.evaluate import (
     write_confusion_png,
 )
 from ecowatch.classify.openset import (
-    OPEN_SET_METHODS,
     OpenSetCalibration,
     OpenSetMethod,
     auroc,
     choose_open_set_method,
     embedding_bank,
     fit_open_set,
-    raw_open_set_score,
+    open_set_aurocs,
     tap_embeddings,
 )
 from ecowatch.classify.split import LocationSplit, split_locations
@@ -540,18 +539,15 @@ def _figures(logits: Mapping[str, torch.Tensor], embeddings: Mapping[str, torch.
     unknown, u_emb = logits.get(f"unknown_{name}"), embeddings.get(f"unknown_{name}")
     if unknown is not None and len(unknown):
         unknown_scores = open_set.unknown_score(unknown, u_emb)
-        figures.unknown_auroc = auroc(open_set.raw(x, x_emb), open_set.raw(unknown, u_emb))
+        known_raw, unknown_raw = open_set.raw(x, x_emb).numpy(), open_set.raw(unknown, u_emb).numpy()
+        figures.unknown_auroc = auroc(known_raw, unknown_raw)
         if sites is not None:
-            figures.unknown_auroc_interval = auroc_interval(
-                open_set.raw(x, x_emb).numpy(), sites[name], open_set.raw(unknown, u_emb).numpy(),
-                sites[f"unknown_{name}"], resamples=_RESAMPLES)
+            figures.unknown_auroc_interval = auroc_interval(known_raw, sites[name], unknown_raw,
+                                                            sites[f"unknown_{name}"], resamples=_RESAMPLES)
         figures.unknown_flagged_unknown = float((unknown_scores >= 0.5).double().mean())
         k = open_set.k or min(100, len(bank))  # the configured k, or the default's for a logit method
-        figures.unknown_auroc_by_method = {
-            method: auroc(raw_open_set_score(x, method, embeddings=x_emb, bank=bank, k=k),
-                          raw_open_set_score(unknown, method, embeddings=u_emb, bank=bank, k=k))
-            for method in OPEN_SET_METHODS if method != "knn" or len(bank)
-        }
+        figures.unknown_auroc_by_method = open_set_aurocs(x, unknown, known_embeddings=x_emb,
+                                                          unknown_embeddings=u_emb, bank=bank, k=k)
     return figures
 
 

@@ -290,4 +290,5 @@ def auroc_interval(known_scores: np.ndarray, known_sites: Sequence[str], unknown
         values.append(np.divide((w_unknown * wins).sum(axis=1), pairs, out=np.full(len(chunk), np.nan),
                                 where=pairs > 0))
     values_all = np.concatenate(values)
-    return _interval(values_all[~np.isnan(values_all)], level)
+    values_all = values_all[~np.isnan(values_all)]  # resamples that drew no site with both kinds of items
+    return _interval(values_all, level) if len(values_all) else (float("nan"), float("nan"))

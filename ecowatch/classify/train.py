@@ -310,7 +310,7 @@ def train_classifier(
         tracker.set_tags({"ecowatch.open_set_method": open_set.method})  # what open_set.method auto chose
         sites = {name: [c.location_id for c in data.crops] for name, data in datamodule.datasets.items()}
         figures = {name: _figures(logits, embeddings, labels, name, taxonomy, (temperature, class_bias), open_set, bank,
-                                  sites=sites) for name in ("val", "test") if len(labels[name])}
+                                  sites=sites, knn_k=cfg.open_set.k) for name in ("val", "test") if len(labels[name])}
         metrics_for_ckpt = {f"{name}.{k}": v for name, f in figures.items()
                             for k, v in (("top1", f.report.top1), ("macro_f1", f.report.macro_f1),
                                          ("ece_after", f.ece_after), ("unknown_auroc", f.unknown_auroc))
@@ -520,7 +520,7 @@ def _open_set_method(cfg: ClassifierTrainingConfig, logits: Mapping[str, torch.T
 def _figures(logits: Mapping[str, torch.Tensor], embeddings: Mapping[str, torch.Tensor],
              labels: Mapping[str, torch.Tensor], name: str, taxonomy: ClassTaxonomy,
              calibration: tuple[float, torch.Tensor], open_set: OpenSetCalibration, bank: torch.Tensor, *,
-             sites: Mapping[str, Sequence[str]] | None = None) -> SetFigures:
+             sites: Mapping[str, Sequence[str]] | None = None, knn_k: int = 100) -> SetFigures:
     x, y = logits[name], labels[name]
     calibrated_probs = torch.softmax(calibrated(x, *calibration), dim=1)
     report = classification_report(calibrated_probs.argmax(dim=1), y, taxonomy.class_ids)
@@ -545,7 +545,7 @@ def _figures(logits: Mapping[str, torch.Tensor], embeddings: Mapping[str, torch.
             figures.unknown_auroc_interval = auroc_interval(known_raw, sites[name], unknown_raw,
                                                             sites[f"unknown_{name}"], resamples=_RESAMPLES)
         figures.unknown_flagged_unknown = float((unknown_scores >= 0.5).double().mean())
-        k = open_set.k or min(100, len(bank))  # the configured k, or the default's for a logit method
+        k = open_set.k or knn_k  # a logit method's model: knn at the configured k, as open_set.method auto ranked it
         figures.unknown_auroc_by_method = open_set_aurocs(x, unknown, known_embeddings=x_emb,
                                                           unknown_embeddings=u_emb, bank=bank, k=k)
     return figures

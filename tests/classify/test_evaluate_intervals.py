@@ -92,3 +92,11 @@ def test_auroc_interval() -> None:
     assert separated == (1.0, 1.0)
     assert tied == (0.5, 0.5)  # ties count half
     assert np.isnan(auroc_interval(known, known_sites, unknown[:0], [])).all()
+
+
+def test_auroc_interval_without_a_resample_holding_both_kinds_is_nan() -> None:
+    # known crops at one site, held-out crops at another: a single resample may draw only one of them
+    outcomes = {auroc_interval(np.array([0.1]), ["a"], np.array([0.9]), ["b"], resamples=1, seed=s)
+                for s in range(20)}
+    assert (1.0, 1.0) in outcomes
+    assert any(np.isnan(low) and np.isnan(high) for low, high in outcomes)

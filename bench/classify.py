@@ -4,8 +4,9 @@ For each backbone (default: the CPU ones, plus ``convnext_tiny`` and ``efficient
 GPU is present) it measures, on crops of a generated camera-trap dump:
 
 - **training**: crops per second of Lightning training steps (class-balanced sampling, the
-  training augmentations, forward, taxonomy-aware loss, backward, AdamW; bf16/16-bit mixed
-  precision on a GPU), after ``--warmup`` steps;
+  training augmentations, forward, taxonomy-aware loss, backward, AdamW; the precision
+  ``train.precision: auto`` picks: bf16/16-bit mixed on a GPU, bf16 on a CPU with AMX tiles for the
+  dense backbones, else float32), after ``--warmup`` steps;
 - **inference, network**: crops per second of the network alone on ready input tensors (channels-last
   memory, as the stage and the training use);
 - **inference, end to end**: crops per second of the classify stage's prediction loop (decode the
@@ -113,7 +114,6 @@ def main() -> None:
     threads = set_threads(args.threads)
     gpu = args.accelerator != "cpu" and torch.cuda.is_available()
     accelerator = "gpu" if gpu else "cpu"
-    precision = resolve_precision("auto", accelerator)
     names = args.backbones.split(",") if args.backbones else [
         n for n, e in BACKBONES.items() if e.target == "cpu" or (gpu and n in ("convnext_tiny", "efficientnet_v2_s"))]
     device = torch.device("cuda" if gpu else "cpu")
@@ -126,10 +126,12 @@ def main() -> None:
              for s, p in zip(sources, paths, strict=True) if p is not None]
     everywhere = LocationSplit(tuple(sorted({c.location_id for c in crops})), (), ())
     device_name = torch.cuda.get_device_name(0) if gpu else f"CPU, {threads} torch threads"
-    print(f"{device_name}; precision {precision}; {len(crops)} crops from {data}; input {args.input_size} px; "
-          f"batch {args.batch_size}; {args.workers} DataLoader workers", flush=True)
-    print(f"{'backbone':20s} {'train crops/s':>14s} {'infer net crops/s':>18s} {'infer e2e crops/s':>18s}")
+    print(f"{device_name}; {len(crops)} crops from {data}; input {args.input_size} px; "
+          f"batch {args.batch_size}; {args.workers} DataLoader workers; inference in float32 on a CPU", flush=True)
+    print(f"{'backbone':20s} {'train precision':>16s} {'train crops/s':>14s} {'infer net crops/s':>18s} "
+          f"{'infer e2e crops/s':>18s}")
     for name in names:
+        precision = resolve_precision("auto", accelerator, name)  # what training with precision: auto uses
         torch.manual_seed(0)
         datamodule = ClassifierDataModule(crops, taxonomy=taxonomy, split=everywhere, preprocessing=pre,
                                           batch_size=args.batch_size, workers=args.workers, preload=True)
@@ -169,12 +171,12 @@ def main() -> None:
         subset = sources[: args.crops]
         loader = DataLoader(DetectionCropDataset(subset, pre), batch_size=args.batch_size, num_workers=args.workers,
                             collate_fn=collate_crops, pin_memory=gpu)
-        predictor = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False,
-                              enable_progress_bar=False, enable_model_summary=False)
+        predictor = L.Trainer(accelerator=accelerator, devices=1, precision=precision if gpu else "32-true",
+                              logger=False, enable_progress_bar=False, enable_model_summary=False)
         started = time.perf_counter()
         predictor.predict(ClassifierModule(classifier, top_k=5), dataloaders=loader, return_predictions=False)
         e2e_rate = len(subset) / (time.perf_counter() - started)
-        print(f"{name:20s} {train_rate:14.1f} {net_rate:18.1f} {e2e_rate:18.1f}", flush=True)
+        print(f"{name:20s} {precision:>16s} {train_rate:14.1f} {net_rate:18.1f} {e2e_rate:18.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -160,8 +160,9 @@ class TrainConfig(_Strict):
         num_nodes: machines (SLURM or torchrun sets the ranks; see docs/cluster.md).
         strategy: Lightning strategy; ``auto`` is ``ddp`` (one process per device, gradients
             all-reduced; ``gloo`` on CPU, ``nccl`` on GPUs) when more than one process trains.
-        precision: ``auto`` (bf16-mixed on a GPU that has it, else 16-mixed on a GPU, 32-true on
-            CPU) or a Lightning precision.
+        precision: ``auto`` (bf16-mixed on a GPU that has it, else 16-mixed on a GPU; on a CPU
+            bf16-mixed for a dense backbone when the CPU has AMX tiles, else 32-true) or a Lightning
+            precision.
         threads: torch CPU threads (None: every core).
         seed: seed of weights, sampling and augmentation.
         val_every_n_epochs: validate every this many epochs.

@@ -7,7 +7,7 @@
    (``data.holdout_species``) are no class of the model: their crops at val/test locations are
    the unknown species of the open-set evaluation;
 3. fit :class:`~ecowatch.classify.task.SpeciesClassificationTask` with Lightning on class-balanced,
-   augmented crops (bf16/16-bit mixed precision on a GPU);
+   augmented crops (mixed precision on a GPU, and bf16 on a CPU with AMX for dense backbones);
 4. fit the temperature and class biases on validation logits (ECE before/after on val and test);
 5. choose the unknown-species threshold on validation crops of known species (AUROC on held-out
    species at val and test locations);
@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ecowatch.classify.backbones import channels_last
+from ecowatch.classify.backbones import channels_last, cpu_has_amx, get_backbone
 from ecowatch.classify.calibration import (
     calibrated,
     expected_calibration_error,
@@ -185,13 +185,16 @@ class TrainingResult:
         return {k: float(v) for k, v in out.items() if v == v}  # MLflow refuses NaN in some stores
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
+def resolve_precision(precision: str, accelerator: str, backbone: str | None = None) -> str:
     """Lightning precision for a config value: ``auto`` is bf16-mixed on a GPU that has it, 16-mixed on
-    other GPUs, 32-true on CPU."""
+    other GPUs; on a CPU, bf16-mixed for a backbone that trains faster so on a CPU with AMX tiles
+    (:attr:`~ecowatch.classify.backbones.BackboneEntry.cpu_bf16`), else 32-true."""
     if precision != "auto":
         return precision
     if accelerator != "cpu" and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if backbone is not None and get_backbone(backbone).cpu_bf16 and cpu_has_amx():
+        return "bf16-mixed"
     return "32-true"
 
 
@@ -477,7 +480,7 @@ def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTax
     strategy = "ddp" if t.strategy == "auto" and t.world_size > 1 else t.strategy
     trainer = L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=strategy,
-        precision=resolve_precision(t.precision, t.accelerator),
+        precision=resolve_precision(t.precision, t.accelerator, cfg.model.backbone),
         max_epochs=t.max_epochs, max_steps=t.max_steps or -1,
         max_time={"minutes": t.max_minutes} if t.max_minutes else None,
         check_val_every_n_epoch=t.val_every_n_epochs, num_sanity_val_steps=0,
@@ -579,7 +582,10 @@ def _params(cfg: ClassifierTrainingConfig, split: LocationSplit, taxonomy: Class
 
     walk("", cfg.model_dump(mode="json"))
     flat.update({"split.train": ",".join(split.train), "split.val": ",".join(split.val),
-                 "split.test": ",".join(split.test), "classes": ",".join(taxonomy.class_ids)})
+                 "split.test": ",".join(split.test), "classes": ",".join(taxonomy.class_ids),
+                 # what precision: auto became on this machine (bf16-mixed on a CPU with AMX, ...)
+                 "train.precision_used": resolve_precision(cfg.train.precision, cfg.train.accelerator,
+                                                           cfg.model.backbone)})
     flat.update(extra or {})
     return flat
 

@@ -58,6 +58,8 @@ def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
     assert m["val.macro_f1_low"] <= m["val.macro_f1"] <= m["val.macro_f1_high"]
     assert m["val.unknown_auroc_low"] <= m["val.unknown_auroc"] <= m["val.unknown_auroc_high"]
     assert held_out not in run.data.params["classes"]
+    # the shrunk project trains mobilenet_v3_small on the CPU: float32 whatever the CPU (depthwise convolutions)
+    assert run.data.params["train.precision"] == "auto" and run.data.params["train.precision_used"] == "32-true"
     artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/confusion_val.png", "evaluation/confusion_test.png", "evaluation/evaluation.json"} <= artefacts
     checkpoints = list((tmp_path / "project" / "work" / "models" / "classifiers").glob("*.ckpt"))

@@ -85,7 +85,7 @@ def main() -> None:
                         help="any other configuration override, e.g. train.lr=0.003")
     parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (workdir/mlflow)")
     parser.add_argument("--install", default=None, metavar="PATH",
-                        help="copy the trained checkpoint there (the bundled default: "
+                        help="copy the trained checkpoint there, its weights in float16 (the bundled default: "
                              "ecowatch/classify/bundled/ecowatch-species-synth.ckpt)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
@@ -190,11 +190,11 @@ def main() -> None:
             f"{m} {v:.3f}" for m, v in test.unknown_auroc_by_method.items()))
     print(f"\ncheckpoint: {result.checkpoint} (version {result.model_version})")
     if args.install:
-        import shutil
+        from ecowatch.classify.checkpoint import checkpoint_version, compact_classifier
 
-        Path(args.install).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(result.checkpoint, args.install)
-        print(f"installed: {args.install} ({Path(args.install).stat().st_size / 1e6:.1f} MB)")
+        compact_classifier(result.checkpoint, Path(args.install))  # float16 weights: half the size in the repository
+        print(f"installed: {args.install} ({Path(args.install).stat().st_size / 1e6:.1f} MB, float16 weights; "
+              f"version {checkpoint_version(Path(args.install))})")
     if result.registered_uri:
         print(f"registered: {result.registered_uri}; MLflow run {result.mlflow_run_id} in {target.tracking_uri}")
 

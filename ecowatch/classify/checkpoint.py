@@ -14,7 +14,7 @@ preprocessing      crop size, context padding, fill, input size, contrast stretc
 temperature        calibration temperature (divide the logits by it)
 class_bias         calibration bias per class, added after (absent in older checkpoints: zeros)
 open_set           unknown-species method, threshold, scale, known recall (knn: k and the embedding bank)
-state_dict         the network's weights
+state_dict         the network's weights (float32; float16 in a copy made by :func:`compact_classifier`)
 metrics            evaluation figures at training time (informative)
 =================  ===================================================================
 
@@ -147,6 +147,31 @@ def save_classifier(
     torch.save(record, tmp)
     tmp.replace(path)
     return path
+
+
+def compact_classifier(source: Path, target: Path) -> Path:
+    """Copy a checkpoint with its floating-point weights stored as float16: half the size on disk (a
+    ResNet18 classifier 45 -> 23 MB), for a checkpoint that ships inside a package. Loading casts them
+    back to float32 (``load_state_dict`` copies into the float32 network), so inference is unchanged
+    but for the weights' rounding (relative error below 0.05 %); the copy is a new model version
+    (its own sha256) and records ``weights_dtype: float16``.
+
+    Returns:
+        The path written (atomically).
+
+    Raises:
+        ModelNotFoundError: ``source`` is not a readable classifier checkpoint.
+    """
+    load_classifier(source)  # the same checks as any load: format, version, weights fitting the backbone
+    record: dict[str, Any] = torch.load(source, map_location="cpu", weights_only=True)
+    record["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in record["state_dict"].items()}
+    record["weights_dtype"] = "float16"
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    torch.save(record, tmp)
+    tmp.replace(target)
+    return target
 
 
 def checkpoint_version(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""Backbone registry (every entry builds), local-only ImageNet weights, standalone checkpoints."""
+"""Backbone registry (every entry builds; bf16 training on CPUs with AMX), local-only ImageNet weights, standalone
+checkpoints (and their float16 copies)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from ecowatch.classify.backbones import BACKBONES, build_backbone, weights_filename
-from ecowatch.classify.checkpoint import checkpoint_version, load_classifier, save_classifier
+from ecowatch.classify.checkpoint import checkpoint_version, compact_classifier, load_classifier, save_classifier
 from ecowatch.classify.crops import CropGeometry
 from ecowatch.classify.openset import OpenSetCalibration, embedding_bank, embedding_layer, embeddings_and_logits
 from ecowatch.classify.taxonomy import ClassTaxonomy
@@ -33,6 +34,23 @@ def test_every_registered_backbone_builds_with_its_head(name: str) -> None:
     assert logits.shape == (2, 7)
     # the knn open-set score's embedding: the pooled image features entering the head
     assert embeddings.shape == (2, embedding_layer(model).in_features) and embeddings.shape[1] >= 368
+
+
+def test_auto_precision_on_a_cpu_is_bf16_only_for_dense_backbones_with_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecowatch.classify import train
+
+    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
+    assert train.resolve_precision("auto", "cpu", "resnet18") == "bf16-mixed"
+    assert train.resolve_precision("auto", "cpu", "mobilenet_v3_small") == "32-true"  # depthwise: slower in bf16
+    assert train.resolve_precision("auto", "cpu") == "32-true"
+    assert train.resolve_precision("32-true", "cpu", "resnet18") == "32-true"  # an explicit precision is kept
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
+    assert train.resolve_precision("auto", "cpu", "resnet18") == "32-true"
+    assert train.resolve_precision("auto", "auto", "resnet18") == "32-true"  # no GPU: the CPU rule
+    from ecowatch.classify.backbones import cpu_has_amx
+
+    assert isinstance(cpu_has_amx(), bool)
 
 
 def test_imagenet_weights_come_from_the_local_cache_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -77,6 +95,32 @@ def test_checkpoint_round_trip_needs_only_the_file(tiny_taxa: dict, tmp_path: Pa
     assert loaded.open_set == open_set and loaded.metrics == {"test.top1": 0.5}
     assert loaded.version == checkpoint_version(path) and len(loaded.version) == 16
     assert not loaded.network.training
+
+
+def test_a_compact_copy_halves_the_file_and_scores_alike(tiny_taxa: dict, tmp_path: Path) -> None:
+    classes = ["vulpes_vulpes", "meles_meles", "sus_scrofa"]
+    torch.manual_seed(0)
+    network = build_backbone("resnet18", len(classes), pretrained=False).eval()
+    path = save_classifier(tmp_path / "m.ckpt", network=network, model_name="tiny", backbone="resnet18",
+                           taxonomy=ClassTaxonomy.from_taxa(tiny_taxa, classes),
+                           preprocessing=Preprocessing(geometry=CropGeometry(crop_size=40, padding=0.2), input_size=32),
+                           temperature=1.5, open_set=OpenSetCalibration("energy", -2.5, 0.7, 0.95))
+    compact = compact_classifier(path, tmp_path / "bundled" / "m16.ckpt")
+    assert compact.stat().st_size < 0.55 * path.stat().st_size
+    record = torch.load(compact, weights_only=True)
+    assert record["weights_dtype"] == "float16" and record["state_dict"]["fc.weight"].dtype == torch.float16
+    assert record["state_dict"]["bn1.num_batches_tracked"].dtype == torch.int64  # counters keep their type
+    full, half = load_classifier(path), load_classifier(compact)
+    assert half.version != full.version and half.network.fc.weight.dtype == torch.float32  # float32 once loaded
+    x = torch.randn(8, 3, 32, 32)
+    (p_full, u_full, l_full), (p_half, u_half, l_half) = full.scores(x), half.scores(x)
+    assert not torch.equal(l_full, l_half)  # the weights were rounded ...
+    assert torch.allclose(p_full, p_half, atol=1e-3) and torch.allclose(u_full, u_half, atol=1e-3)  # ... barely
+    assert half.taxonomy == full.taxonomy and half.open_set == full.open_set and half.temperature == 1.5
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    with pytest.raises(ModelNotFoundError):
+        compact_classifier(tmp_path / "junk.ckpt", tmp_path / "out.ckpt")
+    assert not (tmp_path / "out.ckpt").exists()
 
 
 def test_a_knn_checkpoint_carries_its_embedding_bank_and_class_biases(tiny_taxa: dict, tmp_path: Path) -> None:

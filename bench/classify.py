@@ -50,6 +50,7 @@ class _StepTimer:
         self.warmup = warmup
         self.seconds = 0.0
         self.images = 0
+        self.batches = 0  # over every epoch: a small dump's epoch can be shorter than the warm-up
         self._t = 0.0
 
     def callback(self):  # noqa: ANN201 - a Lightning Callback
@@ -70,7 +71,8 @@ class _StepTimer:
                     import torch
 
                     torch.cuda.synchronize()
-                if batch_idx >= timer.warmup:
+                timer.batches += 1
+                if timer.batches > timer.warmup:
                     timer.seconds += time.perf_counter() - timer._t
                     timer.images += len(batch[1])
 

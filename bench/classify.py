@@ -79,7 +79,8 @@ class _StepTimer:
         return Timer()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float | str]]:
+    """Print the table; return {backbone: {precision, train, infer_net, infer_e2e}} (crops/s)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, help="a generate-dump output folder (default: generate one)")
     parser.add_argument("--workdir", default="work/bench-classify")
@@ -94,7 +95,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: every core)")
     parser.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import lightning as L
     import torch
@@ -132,6 +133,7 @@ def main() -> None:
           f"batch {args.batch_size}; {args.workers} DataLoader workers; inference in float32 on a CPU", flush=True)
     print(f"{'backbone':20s} {'train precision':>16s} {'train crops/s':>14s} {'infer net crops/s':>18s} "
           f"{'infer e2e crops/s':>18s}")
+    results: dict[str, dict[str, float | str]] = {}
     for name in names:
         precision = resolve_precision("auto", accelerator, name)  # what training with precision: auto uses
         torch.manual_seed(0)
@@ -179,6 +181,8 @@ def main() -> None:
         predictor.predict(ClassifierModule(classifier, top_k=5), dataloaders=loader, return_predictions=False)
         e2e_rate = len(subset) / (time.perf_counter() - started)
         print(f"{name:20s} {precision:>16s} {train_rate:14.1f} {net_rate:18.1f} {e2e_rate:18.1f}", flush=True)
+        results[name] = {"precision": precision, "train": train_rate, "infer_net": net_rate, "infer_e2e": e2e_rate}
+    return results
 
 
 if __name__ == "__main__":

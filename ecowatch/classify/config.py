@@ -166,6 +166,13 @@ class TrainConfig(_Strict):
         threads: torch CPU threads (None: every core).
         seed: seed of weights, sampling and augmentation.
         val_every_n_epochs: validate every this many epochs.
+        resize_from: progressive resizing (FFCV's ResNet recipes): training batches start at this
+            side (px) and grow linearly, in steps of 8 px, to ``data.input_size`` by
+            ``resize_until`` of the run (the schedule's progress: steps or time budget, whichever
+            is further), then stay there; early steps cost less, so a time budget fits more
+            epochs, and the last part of the run is at the size validation and inference use.
+            None: every batch at ``data.input_size``.
+        resize_until: share of the run (0..1] after which batches are at full size.
     """
 
     max_epochs: int = Field(30, ge=1, le=10_000)
@@ -184,6 +191,8 @@ class TrainConfig(_Strict):
     threads: int | None = Field(None, ge=1, le=1024)
     seed: int = 0
     val_every_n_epochs: int = Field(5, ge=1)
+    resize_from: int | None = Field(None, ge=16, le=1024)
+    resize_until: float = Field(0.75, gt=0.0, le=1.0)
 
     @property
     def world_size(self) -> int:
@@ -269,6 +278,10 @@ class ClassifierTrainingConfig(_Strict):
         both = sorted(set(self.data.holdout_species) & set(self.data.exclude_taxa))
         if both:
             raise ValueError(f"{both} are in both data.holdout_species and data.exclude_taxa; keep each in one")
+        if self.train.resize_from is not None and self.train.resize_from >= self.data.input_size:
+            raise ValueError(f"train.resize_from {self.train.resize_from} must be below data.input_size "
+                             f"{self.data.input_size} (it is where progressive resizing starts); unset it to train "
+                             f"every batch at full size")
         return self
 
 

@@ -3,7 +3,9 @@
 :class:`BaseTask` saves the hyper-parameters and calls :meth:`~BaseTask.configure_models`,
 :meth:`~BaseTask.configure_losses` and :meth:`~BaseTask.configure_metrics`; a task fills in only
 those hooks and its steps. The optimiser is AdamW with a one-cycle (warm-up, cosine decay) learning
-rate over the run's steps (or its time budget, when that ends first).
+rate over the run's steps (or its time budget, when that ends first). Optionally the training
+batches are resized progressively (small early, full size for the last part of the run, as FFCV's
+ResNet recipes do): :meth:`BaseTask.train_input_size`.
 
 :class:`SpeciesClassificationTask` is a torchvision backbone with the taxonomy-aware loss
 (:class:`~ecowatch.classify.losses.TaxonomicLoss`) and top-1 / macro-F1 metrics. Its hyper-parameters
@@ -47,7 +49,11 @@ class BaseTask(L.LightningModule, ABC):
     mode = "min"
     #: training time budget in seconds (set by whoever builds the trainer with that ``max_time``), or None
     time_budget_s: float | None = None
+    #: progressive resizing: (start side, full side, share of the run at which full size is reached), or None
+    progressive_resize: tuple[int, int, float] | None = None
     _train_started: float | None = None
+    _total_steps: int | None = None
+    _logged_size: int | None = None
 
     def __init__(self, ignore: list[str] | None = None) -> None:
         super().__init__()
@@ -82,18 +88,47 @@ class BaseTask(L.LightningModule, ABC):
         """
         params = self.hparams
         optimizer = torch.optim.AdamW(self.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        budget = self.time_budget_s if self.trainer.world_size == 1 else None  # ranks must agree on the rate
+        self._total_steps = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = params["warmup_fraction"]
 
         def factor(step: int) -> float:
-            progress = step / total
-            if budget and self._train_started is not None:
-                progress = max(progress, (time.monotonic() - self._train_started) / budget)
-            return one_cycle_factor(min(progress, 1.0), warmup=warmup)
+            return one_cycle_factor(self.progress(step), warmup=warmup)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def progress(self, step: int) -> float:
+        """How far the run is (0..1) after ``step`` optimiser steps: the share of the steps, or of
+        the time budget when that is further (one process only: ranks must agree)."""
+        progress = step / max(self._total_steps or int(self.trainer.estimated_stepping_batches), 1)
+        budget = self.time_budget_s if self.trainer.world_size == 1 else None
+        if budget and self._train_started is not None:
+            progress = max(progress, (time.monotonic() - self._train_started) / budget)
+        return min(progress, 1.0)
+
+    def train_input_size(self, progress: float) -> int | None:
+        """The side training batches are resized to at ``progress`` of the run, or None (as loaded).
+
+        With :attr:`progressive_resize` ``(start, full, until)`` the side grows linearly from
+        ``start`` to ``full`` over the first ``until`` of the run, rounded down to a multiple of 8
+        px (few distinct shapes: oneDNN and cuDNN plan per shape), and is ``full`` from then on.
+        """
+        if self.progressive_resize is None:
+            return None
+        start, full, until = self.progressive_resize
+        side = start + (full - start) * min(progress / until, 1.0)
+        return full if side >= full else max(start, int(side) // 8 * 8)
+
+    def resize_for_training(self, images: torch.Tensor) -> torch.Tensor:
+        """Training images at :meth:`train_input_size` of the current step (antialiased bilinear)."""
+        side = self.train_input_size(self.progress(self.global_step))
+        if side is None or side == images.shape[-1]:
+            return images
+        if side != self._logged_size:
+            log.info("progressive resizing: training at %d px from step %d", side, self.global_step)
+            self._logged_size = side
+        return torch.nn.functional.interpolate(images, size=(side, side), mode="bilinear", antialias=True,
+                                               align_corners=False)
 
     def on_train_start(self) -> None:
         """Start the clock of the time-budgeted schedule."""
@@ -190,8 +225,9 @@ class SpeciesClassificationTask(BaseTask):
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Loss of one augmented, class-balanced batch."""
-        return self._step(batch, self.train_metrics, "train")
+        """Loss of one augmented, class-balanced batch (progressively resized: :meth:`resize_for_training`)."""
+        images, target = batch
+        return self._step((self.resize_for_training(images), target), self.train_metrics, "train")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """Loss and metrics on validation crops."""

@@ -476,6 +476,7 @@ def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTax
         weights_dir=str(weights_dir) if weights_dir else None, init_from=str(init_from) if init_from else None,
     )
     task.time_budget_s = t.max_minutes * 60.0 if t.max_minutes else None
+    task.progressive_resize = (t.resize_from, cfg.data.input_size, t.resize_until) if t.resize_from else None
     timer = _Timer()
     strategy = "ddp" if t.strategy == "auto" and t.world_size > 1 else t.strategy
     trainer = L.Trainer(

@@ -42,7 +42,8 @@ def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
     held_out = "sus_scrofa"
     result = CliRunner().invoke(train_group, ["classifier", "--config", str(conf), "--set", "train.max_steps=2",
                                                      "--set", f"data.holdout_species=[{held_out}]",
-                                                     "--set", "open_set.method=auto"])
+                                                     "--set", "open_set.method=auto",
+                                                     "--set", "train.resize_from=16"])  # progressive resizing
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "registered: models:/ecowatch-species/1 (alias challenger)" in result.output
     target = tracking_target(str(tmp_path / "project" / "work" / "mlflow" / "mlflow.db"))
@@ -58,6 +59,7 @@ def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
     assert m["val.macro_f1_low"] <= m["val.macro_f1"] <= m["val.macro_f1_high"]
     assert m["val.unknown_auroc_low"] <= m["val.unknown_auroc"] <= m["val.unknown_auroc_high"]
     assert held_out not in run.data.params["classes"]
+    assert run.data.params["train.resize_from"] == "16"
     # the shrunk project trains mobilenet_v3_small on the CPU: float32 whatever the CPU (depthwise convolutions)
     assert run.data.params["train.precision"] == "auto" and run.data.params["train.precision_used"] == "32-true"
     artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}

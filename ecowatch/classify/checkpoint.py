@@ -143,6 +143,11 @@ def save_classifier(
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    return _save_record(record, path)
+
+
+def _save_record(record: dict[str, Any], path: Path) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then renamed over it (no half-written checkpoint)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(record, tmp)
     tmp.replace(path)
@@ -168,10 +173,7 @@ def compact_classifier(source: Path, target: Path) -> Path:
     record["weights_dtype"] = "float16"
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    torch.save(record, tmp)
-    tmp.replace(target)
-    return target
+    return _save_record(record, target)
 
 
 def checkpoint_version(path: Path) -> str:

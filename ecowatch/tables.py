@@ -21,6 +21,8 @@ camera_serial      the serial number the camera writes into EXIF (optional, used
 camera_make        camera manufacturer (optional)
 camera_model       camera model (optional)
 setup_notes        free text (optional)
+habitat            the habitat of the camera site, a short category such as ``woodland`` or
+                   ``settlement edge`` (optional; the context priors learn what lives in each)
 =================  ===========================================================================
 
 Camera clocks record local time without a zone; the deployment's UTC offset (from its start
@@ -59,6 +61,7 @@ DEPLOYMENT_COLUMNS: tuple[str, ...] = (
     "camera_make",
     "camera_model",
     "setup_notes",
+    "habitat",
 )
 _DEPLOYMENT_REQUIRED = ("deployment_id", "latitude", "longitude", "deployment_start", "deployment_end")
 
@@ -74,6 +77,7 @@ _CAMTRAP_DP_DEPLOYMENTS = {
     "cameraID": "camera_id",
     "cameraModel": "camera_model",
     "deploymentComments": "setup_notes",
+    "habitat": "habitat",
 }
 
 TAXONOMY_COLUMNS: tuple[str, ...] = ("taxon_id", "scientific_name", "rank", "parent_id", "common_name")
@@ -102,6 +106,7 @@ class Deployment:
     camera_make: str = ""
     camera_model: str = ""
     setup_notes: str = ""
+    habitat: str = ""
 
     def contains(self, local_time: dt.datetime, *, tolerance: dt.timedelta = dt.timedelta(0)) -> bool:
         """True if a camera-local timestamp lies in ``[start - tolerance, end + tolerance]``."""
@@ -128,6 +133,11 @@ class Taxon:
     rank: str
     parent_id: str
     common_name: str
+
+
+def normalise_habitat(value: object) -> str:
+    """A habitat category as compared everywhere: trimmed, lower case, inner spaces collapsed."""
+    return " ".join(str(value or "").split()).lower()
 
 
 def _parse_offset_timestamp(value: str, *, path: Path, row: int, column: str) -> tuple[dt.datetime, int]:
@@ -223,6 +233,7 @@ def read_deployments(path: Path) -> list[Deployment]:
                 camera_make=str(rec.get("camera_make", "")),
                 camera_model=str(rec.get("camera_model", "")),
                 setup_notes=str(rec.get("setup_notes", "")),
+                habitat=normalise_habitat(rec.get("habitat", "")),
             )
         )
     return deployments

@@ -41,7 +41,7 @@ from ecowatch.formats.camtrap_dp_read import CamtrapPackage, read_camtrap_dp
 from ecowatch.ingest.records import media_id_for, upsert_deployments, upsert_dump
 from ecowatch.store import Store
 from ecowatch.store import schema as S
-from ecowatch.tables import Deployment, Taxon
+from ecowatch.tables import Deployment, Taxon, normalise_habitat
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def _deployments(pkg: CamtrapPackage) -> list[Deployment]:
                 camera_id=row.get("camera_id", ""),
                 camera_model=row.get("camera_model", ""),
                 setup_notes=row.get("deployment_comments", ""),
+                habitat=normalise_habitat(row.get("habitat", "")),
             )
         )
     return out

@@ -18,7 +18,7 @@ from ecowatch.synth.camera import CAMERAS_BY_KEY, CameraModel
 from ecowatch.synth.geo import REGIONS, Region, sample_point
 from ecowatch.synth.scene import CameraView, SceneSpec, season_of
 from ecowatch.synth.spec import DumpSpec
-from ecowatch.synth.taxa import SPECIES
+from ecowatch.synth.taxa import HABITAT_MIX, HABITAT_PREFERENCE, SPECIES
 
 CLOCK_RESET_TIME = dt.datetime(2000, 1, 1, 0, 0, 0)
 
@@ -39,6 +39,7 @@ class Location:
     elevation_m: float
     scene_seed: int
     site_factors: tuple[tuple[str, float], ...]
+    habitat: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def _serial(camera: CameraModel, rng: np.random.Generator) -> str:
 def _locations(spec: DumpSpec, n_locations: int, rng: np.random.Generator) -> list[Location]:
     n_regions = min(len(REGIONS), max(1, n_locations))
     per_region: dict[str, int] = {}
+    habitat_rng = np.random.default_rng([spec.seed, 107])  # its own stream: the other draws stay as they were
     out = []
     for i in range(n_locations):
         region = REGIONS[i % n_regions]
@@ -109,7 +111,10 @@ def _locations(spec: DumpSpec, n_locations: int, rng: np.random.Generator) -> li
         lat, lon = sample_point(region, rng)
         names = region.place_names
         name = names[k % len(names)] + (f" {k // len(names) + 1}" if k >= len(names) else "")
-        factors = tuple((s.key, round(float(rng.lognormal(0.0, 0.45)), 3)) for s in SPECIES)
+        mix = HABITAT_MIX[region.key]
+        habitat = str(habitat_rng.choice(list(mix), p=np.asarray(list(mix.values())) / sum(mix.values())))
+        factors = tuple((s.key, round(float(rng.lognormal(0.0, 0.45)) * HABITAT_PREFERENCE[s.key][habitat], 3))
+                        for s in SPECIES)
         out.append(
             Location(
                 location_id=f"{region.code}{i + 1:02d}",
@@ -120,6 +125,7 @@ def _locations(spec: DumpSpec, n_locations: int, rng: np.random.Generator) -> li
                 elevation_m=round(max(5.0, region.elevation_m + float(rng.normal(0, 60))), 0),
                 scene_seed=int(rng.integers(2**31)),
                 site_factors=factors,
+                habitat=habitat,
             )
         )
     return out

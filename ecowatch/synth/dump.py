@@ -207,7 +207,7 @@ def _generate_cards(spec: DumpSpec, dump_dir: Path, progress: ProgressFn | None
     rows = [
         Deployment(p.deployment_id, p.location.location_id, p.location.name, p.location.latitude,
                    p.location.longitude, p.start, p.end, p.utc_offset_min, p.camera_id, p.camera_serial,
-                   p.camera.make, p.camera.model, p.setup_notes)
+                   p.camera.make, p.camera.model, p.setup_notes, p.location.habitat)
         for p in deployments
     ]
     region_keys = sorted({p.location.region.key for p in deployments}, key=list(REGIONS_BY_KEY).index)

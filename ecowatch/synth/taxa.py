@@ -2,9 +2,11 @@
 
 Everything the generator draws is a real European mammal taxon with a stable taxon id. The
 ecology tables are invented but plausible and deliberately informative: relative abundance per
-region (zero means absent, and the species' range map excludes that region), a month profile
-(rut, cubs, hibernation-like lulls, mast years) and a daily activity pattern driven by the sun's
-elevation, so that location, season and hour carry real information for a context prior.
+region (zero means absent, and the species' range map excludes that region), a preference per
+habitat of the camera site (:data:`HABITAT_PREFERENCE`: a woodland specialist is rare at a camera by
+the village, a synanthropic one common), a month profile (rut, cubs, hibernation-like lulls, mast
+years) and a daily activity pattern driven by the sun's elevation, so that location, habitat, season
+and hour carry real information for a context prior.
 """
 
 from __future__ import annotations
@@ -216,6 +218,39 @@ LOOKALIKE_PAIRS: tuple[tuple[str, str, str], ...] = tuple(
     for s in SPECIES
     if s.lookalike and not s.lookalike_trait.startswith("see ")
 )
+
+#: Habitats of camera sites, as written in the deployments table's ``habitat`` column.
+WOODLAND, FARMLAND, SETTLEMENT, UPLAND = "woodland", "farmland", "settlement edge", "open upland"
+HABITATS: tuple[str, ...] = (WOODLAND, FARMLAND, SETTLEMENT, UPLAND)
+
+#: Share of each region's camera sites in each habitat.
+HABITAT_MIX: dict[str, dict[str, float]] = {
+    "wessex": {WOODLAND: 0.45, FARMLAND: 0.3, SETTLEMENT: 0.25},
+    "hessen": {WOODLAND: 0.5, FARMLAND: 0.3, SETTLEMENT: 0.2},
+    "engadin": {WOODLAND: 0.4, SETTLEMENT: 0.15, UPLAND: 0.45},
+}
+
+#: Relative abundance of a species at a camera site of a habitat (multiplies the region's).
+#: Invented, after the broad habitat use of each species: pine marten, wildcat and red squirrel
+#: are forest animals; stone marten and domestic cat live around buildings; brown hare on
+#: farmland, mountain hare on open upland; red deer in forest and on open hill, fallow in
+#: parkland and farmland.
+HABITAT_PREFERENCE: dict[str, dict[str, float]] = {
+    "red_fox": {WOODLAND: 1.0, FARMLAND: 1.2, SETTLEMENT: 1.4, UPLAND: 0.7},
+    "badger": {WOODLAND: 1.3, FARMLAND: 1.0, SETTLEMENT: 0.6, UPLAND: 0.4},
+    "wild_boar": {WOODLAND: 1.5, FARMLAND: 1.0, SETTLEMENT: 0.2, UPLAND: 0.4},
+    "roe_deer": {WOODLAND: 1.2, FARMLAND: 1.2, SETTLEMENT: 0.3, UPLAND: 0.6},
+    "red_deer": {WOODLAND: 1.2, FARMLAND: 0.3, SETTLEMENT: 0.05, UPLAND: 1.6},
+    "fallow_deer": {WOODLAND: 1.0, FARMLAND: 1.3, SETTLEMENT: 0.3, UPLAND: 0.1},
+    "pine_marten": {WOODLAND: 1.8, FARMLAND: 0.2, SETTLEMENT: 0.05, UPLAND: 0.5},
+    "stone_marten": {WOODLAND: 0.2, FARMLAND: 0.8, SETTLEMENT: 2.0, UPLAND: 0.4},
+    "red_squirrel": {WOODLAND: 1.6, FARMLAND: 0.2, SETTLEMENT: 0.4, UPLAND: 0.3},
+    "grey_squirrel": {WOODLAND: 1.2, FARMLAND: 0.4, SETTLEMENT: 1.5, UPLAND: 0.1},
+    "brown_hare": {WOODLAND: 0.2, FARMLAND: 2.0, SETTLEMENT: 0.3, UPLAND: 0.4},
+    "mountain_hare": {WOODLAND: 0.3, FARMLAND: 0.1, SETTLEMENT: 0.05, UPLAND: 2.0},
+    "wildcat": {WOODLAND: 1.8, FARMLAND: 0.4, SETTLEMENT: 0.05, UPLAND: 0.3},
+    "domestic_cat": {WOODLAND: 0.15, FARMLAND: 0.8, SETTLEMENT: 2.5, UPLAND: 0.1},
+}
 
 HUMAN = ("human", "Homo sapiens", "Primates", "Hominidae")
 

@@ -93,7 +93,7 @@ def write_deployments(path: Path, rows: list[Deployment]) -> None:
         for r in rows:
             writer.writerow([r.deployment_id, r.location_id, r.location_name, f"{r.latitude:.5f}", f"{r.longitude:.5f}",
                              _iso(r.start, r.utc_offset_min), _iso(r.end, r.utc_offset_min), r.camera_id,
-                             r.camera_serial, r.camera_make, r.camera_model, r.setup_notes])
+                             r.camera_serial, r.camera_make, r.camera_model, r.setup_notes, r.habitat])
 
 
 def write_taxonomy(path: Path) -> None:

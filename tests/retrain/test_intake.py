@@ -168,7 +168,8 @@ def test_camtrap_dp_official_example(tmp_path: Path) -> None:
 def test_merge_later_set_wins_and_fingerprint_tracks_labels(rounds_data, taxa) -> None:
     base = labels_from_coco(rounds_data.root / "holdout.json", rounds_data.dump, name="a", images_name="images",
                             taxa=taxa).labels
-    relabel = LabelledBox("fix", base[0].image_path, base[0].image_key, base[0].bbox_xywhn, "sus_scrofa",
+    other = next(t for t in ("sus_scrofa", "vulpes_vulpes") if t != base[0].taxon_id)  # a real change of species
+    relabel = LabelledBox("fix", base[0].image_path, base[0].image_key, base[0].bbox_xywhn, other,
                           base[0].location_id, base[0].deployment_id, "timelapse_csv:fixes")
     merged = merge_labels([base, [relabel]])
     assert merged.replaced == 1 and len(merged.labels) == len(base)

@@ -54,6 +54,7 @@ class PriorsConfig(_Strict):
 
     site_strength: float = Field(20.0, gt=0)
     region_strength: float = Field(20.0, gt=0)
+    habitat_strength: float = Field(20.0, gt=0)
     season_strength: float = Field(50.0, gt=0)
     taxonomy_strength: float = Field(2.0, gt=0)
     activity_strength: float = Field(10.0, gt=0)

@@ -3,8 +3,10 @@
 Nodes and edges (plain tables, no graph library):
 
 - **taxa**: kingdom to species, each with its parent (the taxonomy table);
-- **places**: deployment -> location (latitude, longitude) -> region (the region polygon containing
-  the location, :func:`~ecowatch.context.places.regions_of_points`);
+- **places**: deployment -> location (latitude, longitude, habitat) -> region (the region polygon
+  containing the location, :func:`~ecowatch.context.places.regions_of_points`); the habitat is the
+  deployments table's ``habitat`` category (``woodland``, ``settlement edge``, ...), so that a new
+  camera site is known by its region *and* its habitat;
 - **time**: season (by hemisphere) and time of day (by the sun), see :mod:`~ecowatch.context.seasons`;
 - **observed links**: taxon seen at location in season at time of day, with the number of events
   (independent bursts) and of individuals (the most seen in one frame of each event, summed);
@@ -35,12 +37,12 @@ from ecowatch.context.places import RangeMap, RegionPolygon, regions_of_points
 from ecowatch.context.priors import PriorSettings
 from ecowatch.context.seasons import season_of, time_of_day
 from ecowatch.errors import InputDataError, ModelNotFoundError
-from ecowatch.tables import Deployment, Taxon
+from ecowatch.tables import Deployment, Taxon, normalise_habitat
 
 log = logging.getLogger(__name__)
 
 GRAPH_FORMAT = "ecowatch-context-graph"
-GRAPH_FORMAT_VERSION = 1
+GRAPH_FORMAT_VERSION = 2  # 2: location habitats and the habitat smoothing strength
 VERSION_HEX_DIGITS = 16
 LINK_COLUMNS: tuple[str, ...] = ("taxon_id", "location_id", "season", "time_of_day", "events", "individuals")
 
@@ -54,12 +56,14 @@ class Location:
         latitude: WGS84 degrees (None when no deployment gave coordinates).
         longitude: WGS84 degrees east (None likewise).
         region_id: the region polygon containing it, or None.
+        habitat: the habitat category of its deployments ("" when none was given).
     """
 
     location_id: str
     latitude: float | None
     longitude: float | None
     region_id: str | None
+    habitat: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,14 @@ class Place:
         latitude: WGS84 degrees, or None.
         longitude: WGS84 degrees east, or None.
         region_id: the region containing the point (or the known location), or None.
+        habitat: the habitat category of the site ("" when unknown).
     """
 
     location_id: str | None
     latitude: float | None
     longitude: float | None
     region_id: str | None
+    habitat: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ class PlausibleTaxon:
         probability: p(taxon | place, season), 0..1 (range maps applied as soft geofences).
         in_range: inside its range map (None without one).
         events: labelled events of the taxon at the place's most specific level with data.
-        level: ``site``, ``region`` or ``global``: the most specific level with labels there.
+        level: ``site``, ``habitat``, ``region`` or ``global``: the most specific level with labels there.
     """
 
     taxon_id: str
@@ -178,30 +184,33 @@ class KnowledgeGraph:
         return sorted(t.taxon_id for t in self.taxa.values() if t.rank == "species")
 
     def place(self, *, location_id: str | None = None, deployment_id: str | None = None,
-              latitude: float | None = None, longitude: float | None = None) -> Place:
+              latitude: float | None = None, longitude: float | None = None, habitat: str | None = None) -> Place:
         """Resolve a deployment, a location or a point to a :class:`Place`.
 
-        A known deployment or location wins; otherwise the point's region is looked up in the
-        region polygons. Unknown ids with no point give a place with no region (global priors).
+        A known deployment or location wins (with its habitat, else ``habitat``); otherwise the
+        point's region is looked up in the region polygons. Unknown ids with no point give a place
+        with no region (global priors, adjusted for the habitat when one is given).
 
         Args:
             location_id: a location id.
             deployment_id: a deployment id (its location is used).
             latitude: WGS84 degrees (with ``longitude``).
             longitude: WGS84 degrees east.
+            habitat: the site's habitat category (the deployments table's ``habitat``), if known.
         """
+        habitat = normalise_habitat(habitat)
         if deployment_id and deployment_id in self.deployments:
             location_id = self.deployments[deployment_id][0]
         if location_id and location_id in self.locations:
             loc = self.locations[location_id]
-            return Place(location_id, loc.latitude, loc.longitude, loc.region_id)
+            return Place(location_id, loc.latitude, loc.longitude, loc.region_id, loc.habitat or habitat)
         region = None
         if latitude is not None and longitude is not None:
             region = regions_of_points({"p": (latitude, longitude)}, self.regions).get("p")
-        return Place(None, latitude, longitude, region)
+        return Place(None, latitude, longitude, region, habitat)
 
     def plausible_taxa(self, *, month: int, location_id: str | None = None, deployment_id: str | None = None,
-                       latitude: float | None = None, longitude: float | None = None,
+                       latitude: float | None = None, longitude: float | None = None, habitat: str | None = None,
                        min_probability: float = 0.01) -> list[PlausibleTaxon]:
         """Which species are plausible at a place in a month, most probable first.
 
@@ -211,6 +220,7 @@ class KnowledgeGraph:
             deployment_id: a deployment of the graph.
             latitude: WGS84 degrees, for a place the graph does not know.
             longitude: WGS84 degrees east.
+            habitat: the site's habitat category, for a place the graph does not know.
             min_probability: leave out species below this prior probability (0..1).
 
         Returns:
@@ -227,7 +237,7 @@ class KnowledgeGraph:
             return []
         priors = ContextPriors(self, ClassTaxonomy.from_taxa(self.taxa, species))
         where = self.place(location_id=location_id, deployment_id=deployment_id, latitude=latitude,
-                           longitude=longitude)
+                           longitude=longitude, habitat=habitat)
         season = season_of(month, where.latitude if where.latitude is not None else 0.0)
         prior = priors.place_prior(where, season)
         probability = prior.probabilities * priors.range_factors(where)
@@ -271,9 +281,12 @@ def build_knowledge_graph(
     coords: dict[str, tuple[float, float]] = {}
     deps: dict[str, tuple[str, int]] = {}
     offsets: dict[str, int] = {}
+    habitats: dict[str, str] = {}
     for d in sorted(deployments, key=lambda d: d.deployment_id):
         coords.setdefault(d.location_id, (d.latitude, d.longitude))
         offsets.setdefault(d.location_id, d.utc_offset_min)
+        if d.habitat:
+            habitats.setdefault(d.location_id, normalise_habitat(d.habitat))
         deps[d.deployment_id] = (d.location_id, d.utc_offset_min)
     region_of = regions_of_points(coords, regions)
     location_ids = sorted(set(coords) | {o.location_id for o in observations})
@@ -282,7 +295,7 @@ def build_knowledge_graph(
         log.warning("labelled locations %s have no deployment with coordinates: they count for the global prior only",
                     no_coords[:10])
     locations = {
-        loc: Location(loc, *(coords[loc] if loc in coords else (None, None)), region_of.get(loc))
+        loc: Location(loc, *(coords[loc] if loc in coords else (None, None)), region_of.get(loc), habitats.get(loc, ""))
         for loc in location_ids
     }
     events: dict[tuple[str, str, str], list[LabelledObservation]] = defaultdict(list)
@@ -304,9 +317,9 @@ def build_knowledge_graph(
     links = tuple(Link(t, loc, s, tod, n, ind) for (t, loc, s, tod), (n, ind) in sorted(counts.items()))
     graph = KnowledgeGraph(dict(sorted(taxa.items())), locations, deps, tuple(regions), tuple(range_maps), links,
                            settings or PriorSettings())
-    log.info("knowledge graph %s: %d taxa, %d locations (%d in a region), %d events in %d links, %d range maps",
-             graph.version, len(taxa), len(locations), len(region_of), sum(link.events for link in links),
-             len(links), len(range_maps))
+    log.info("knowledge graph %s: %d taxa, %d locations (%d in a region, %d with a habitat), %d events in %d links, "
+             "%d range maps", graph.version, len(taxa), len(locations), len(region_of), len(habitats),
+             sum(link.events for link in links), len(links), len(range_maps))
     return graph
 
 
@@ -331,7 +344,8 @@ def load_knowledge_graph(path: Path) -> KnowledgeGraph:
         raise ModelNotFoundError(f"{path} is not an ecowatch context model (format {record.get('format')!r}).")
     if record.get("format_version") != GRAPH_FORMAT_VERSION:
         raise ModelNotFoundError(f"{path} has context-model format version {record.get('format_version')!r}; this "
-                                 f"ecowatch reads version {GRAPH_FORMAT_VERSION}. Rebuild it.")
+                                 f"ecowatch reads version {GRAPH_FORMAT_VERSION} (version 2 added site habitats). "
+                                 "Rebuild it with `ecowatch train context --config conf/context.yaml`.")
     try:
         columns = record["links"]["columns"]
         graph = KnowledgeGraph(

@@ -10,9 +10,16 @@ With ``n`` the events of a taxon at a level, ``N`` their sum, and the strengths 
   A species nobody labelled gets a share of its genus' mass (more when congeners are common),
   a species of an unseen genus a share of its family's, and so on; with no labels at all the prior
   is uniform down the tree.
-- **region**: ``p_r(t) = (n_r(t) + s_region * p_g(t)) / (N_r + s_region)``; **site** (location):
-  ``p_s(t) = (n_s(t) + s_site * p_r(t)) / (N_s + s_site)`` (a site in no region, or in a region with
-  no labels, is shrunk towards global).
+- **region**: ``p_r(t) = (n_r(t) + s_region * p_g(t)) / (N_r + s_region)``.
+- **habitat** (the site's habitat category, where the deployments table gives one): what a habitat
+  does to a taxon, learnt over all regions, ``h(t) = p_h(t) / p_g(t)`` with
+  ``p_h(t) = (n_h(t) + s_habitat * p_g(t)) / (N_h + s_habitat)``, applied to the region's prior and
+  then corrected by the habitat's own labels in that region:
+  ``p_rh(t) = (n_rh(t) + s_habitat * b(t)) / (N_rh + s_habitat)``, ``b ~ p_r * h``. A habitat
+  nobody labelled (or none given) leaves the region's prior as it is.
+- **site** (location): ``p_s(t) = (n_s(t) + s_site * p_rh(t)) / (N_s + s_site)`` (``p_r`` without
+  a habitat; a site in no region, or in a region with no labels, is shrunk towards global, adjusted
+  for its habitat).
 - **season** modulates the annual prior multiplicatively: ``m(t, season) = p(t | season) / p(t)
   = p(season | t) / p(season)``. Globally, a taxon's season profile ``p(season | t)`` is shrunk
   (``s_season``) towards its genus', family's, ... and the overall one, as activity is below (a
@@ -56,6 +63,8 @@ class PriorSettings:
     Attributes:
         site_strength: pull of a site towards its region.
         region_strength: pull of a region towards the global prior.
+        habitat_strength: pull of a habitat towards the global prior, and of a (region, habitat)
+            towards the region's prior times the habitat's effect.
         season_strength: pull of a (region, season) towards the region's annual prior.
         taxonomy_strength: pull of each rank's shares towards the parent's (global prior).
         activity_strength: pull of a taxon's time-of-day profile towards its parent taxon's.
@@ -63,6 +72,7 @@ class PriorSettings:
 
     site_strength: float = 20.0
     region_strength: float = 20.0
+    habitat_strength: float = 20.0
     season_strength: float = 50.0
     taxonomy_strength: float = 2.0
     activity_strength: float = 10.0
@@ -80,7 +90,7 @@ class PlacePrior:
     Attributes:
         probabilities: (C,) sums to 1.
         events: (C,) labelled events of each class at ``level``.
-        level: ``site``, ``region`` or ``global``: the most specific level with labels.
+        level: ``site``, ``habitat``, ``region`` or ``global``: the most specific level with labels.
     """
 
     probabilities: np.ndarray
@@ -157,19 +167,28 @@ class ContextPriors:
                          | {loc.region_id for loc in graph.locations.values() if loc.region_id})
         self._region_index = {r: i for i, r in enumerate(regions)}
         self._location_index = {loc: i for i, loc in enumerate(sorted(graph.locations))}
+        habitats = sorted({loc.habitat for loc in graph.locations.values() if loc.habitat})
+        self._habitat_index = {h: i for i, h in enumerate(habitats)}
         n_c, n_s, n_t = len(self.class_ids), len(SEASONS), len(TIMES_OF_DAY)
         n_global = np.zeros(n_c)
         n_global_season = np.zeros((n_s, n_c))
         n_region = np.zeros((len(regions), n_c))
         n_region_season = np.zeros((len(regions), n_s, n_c))
         n_site = np.zeros((len(self._location_index), n_c))
+        n_habitat = np.zeros((len(habitats), n_c))
+        n_region_habitat = np.zeros((len(regions), len(habitats), n_c))
         n_tod = np.zeros((n_c, n_t))
         for link in graph.links:
             if link.taxon_id not in index:
                 continue
             c = index[link.taxon_id]
             region = graph.locations[link.location_id].region_id
+            habitat = self._habitat_index.get(graph.locations[link.location_id].habitat)
             n_global[c] += link.events
+            if habitat is not None:
+                n_habitat[habitat, c] += link.events
+                if region is not None:
+                    n_region_habitat[self._region_index[region], habitat, c] += link.events
             n_site[self._location_index[link.location_id], c] += link.events
             if region is not None:
                 n_region[self._region_index[region], c] += link.events
@@ -183,6 +202,8 @@ class ContextPriors:
         self.global_prior = taxonomy_backoff(n_global, taxonomy, s.taxonomy_strength)
         self._n_global, self._n_region, self._n_site = n_global, n_region, n_site
         self._region = _shrink(n_region, self.global_prior, s.region_strength)
+        self._n_habitat, self._n_region_habitat = n_habitat, n_region_habitat
+        self._habitat_ratio = _shrink(n_habitat, self.global_prior, s.habitat_strength) / self.global_prior  # (H, C)
         # season modulations m = p(season | t) / p(season): (S, C) globally, (R, S, C) per region
         self._global_season = self._profile_ratios(n_global_season.T, taxonomy, s.season_strength).T
         effort = (n_region_season.sum(axis=2) + 1.0) / (n_region.sum(axis=1, keepdims=True) + len(SEASONS))  # (R, S)
@@ -219,18 +240,28 @@ class ContextPriors:
         """
         region = self._region_index.get(place.region_id) if place.region_id else None
         site = self._location_index.get(place.location_id) if place.location_id else None
-        region_base = self._region[region] if region is not None and self._n_region[region].sum() > 0 else None
+        habitat = self._habitat_index.get(place.habitat) if place.habitat else None
+        region_labelled = region is not None and self._n_region[region].sum() > 0
+        if region_labelled:
+            parent, events, level = self._region[region], self._n_region[region], "region"
+        else:
+            parent, events, level = self.global_prior, self._n_global, "global"
+        if habitat is not None and self._n_habitat[habitat].sum() > 0:
+            base = parent * self._habitat_ratio[habitat]
+            base = base / base.sum()
+            events = self._n_habitat[habitat]
+            if level == "region":
+                events = self._n_region_habitat[region, habitat]
+                base = _shrink(events, base, self.graph.settings.habitat_strength)
+            parent, level = base, "habitat"
         if site is not None and self._n_site[site].sum() > 0:
-            parent = region_base if region_base is not None else self.global_prior
             prior = _shrink(self._n_site[site], parent, self.graph.settings.site_strength)
             events, level = self._n_site[site], "site"
-        elif region_base is not None:
-            prior, events, level = region_base, self._n_region[region], "region"
         else:
-            prior, events, level = self.global_prior, self._n_global, "global"
+            prior = parent
         if season is not None:
             s = SEASONS.index(season)
-            modulation = self._region_season[region, s] if region_base is not None else self._global_season[s]
+            modulation = self._region_season[region, s] if region_labelled else self._global_season[s]
             prior = prior * modulation
         return PlacePrior(prior / prior.sum(), events.copy(), level)
 

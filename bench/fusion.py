@@ -8,8 +8,10 @@ name prefixed to crop, location and event ids, as ``bench/classifier_accuracy.py
 
 - image-only vs fused top-1 and macro-F1 with informative priors: the knowledge graph learns from
   the labels of train+val locations; the prior weights are fitted on validation locations against
-  a graph of train locations only, so validation sites are as new to the prior as test sites. The
-  same with the sequence vote on top (each crop labelled by its burst's pooled probabilities);
+  a graph of train locations only, so validation sites are as new to the prior as test sites (known
+  by their region and, where the deployments table has one, their habitat; the same again with
+  the habitats dropped). The same with the sequence vote on top (each crop labelled by its burst's
+  pooled probabilities);
 - the same with shuffled priors (the labels' species permuted, seeded; weights refitted on
   validation), and for a new region (each region in turn: its labels left out of the graph,
   the weights fitted with informative priors kept; figures on that region's test sites, pooled),
@@ -19,7 +21,8 @@ name prefixed to crop, location and event ids, as ``bench/classifier_accuracy.py
 - roll-up: precision of the labels emitted at species rank, the share rolled up (by rank) and the
   share called unknown, the crops of the species held out of training (novel) included; at the
   configured thresholds and at the species threshold fitted on validation (95 % confidence over
-  validation sites, a cluster bootstrap);
+  validation sites, a cluster bootstrap); per crop (no vote), and per burst as the nightly stage
+  decides and writes them (each burst's crops voted, the threshold fitted on validation bursts);
 - sequences: event-level accuracy (one vote per burst) beside frame-level accuracy.
 
 Figures only; nothing is asserted. The classifier's scores of the val/test crops are cached in
@@ -146,6 +149,33 @@ def _voted(p: np.ndarray, events: list[str]) -> np.ndarray:
     return out
 
 
+def _event_members(b: Bench, rows: np.ndarray) -> list[list[int]]:
+    """Positions in ``rows`` grouped by burst (the nightly stage's unit of decision)."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for position, row in enumerate(rows):
+        members[b.meta[b.crops[row].crop_id].event_id].append(position)
+    return list(members.values())
+
+
+def _event_decisions(b: Bench, rows: np.ndarray, fused: np.ndarray, events: list[list[int]],
+                     **overrides: float) -> list:
+    """One decision per burst from its vote (:func:`~ecowatch.context.fusion.vote_sequence`), as the
+    nightly stage decides and writes them."""
+    from ecowatch.context.fusion import vote_sequence
+
+    decisions = []
+    for members in events:
+        mean, unknown = vote_sequence(fused[members], b.unknown[rows][members])
+        decisions += b.decisions(mean[None], np.array([unknown]), np.array([True]), **overrides)
+    return decisions
+
+
+def _event_truths(b: Bench, rows: np.ndarray, events: list[list[int]]) -> tuple[list[str], list[str]]:
+    """Each burst's true taxon (its crops' majority) and site."""
+    truths = [Counter(b.truths[rows[m]] for m in members).most_common(1)[0][0] for members in events]
+    return truths, [b.crops[rows[members[0]]].location_id for members in events]
+
+
 def _rollup_line(decisions: list, truths: list[str], taxonomy: Any, holdout: set[str]) -> str:
     """Species-rank precision, shares by rank, rolled-up correctness, novel crops given a species."""
     species = [(d, t) for d, t in zip(decisions, truths, strict=True) if d.rank == "species"]
@@ -230,8 +260,9 @@ class Bench:
         self.trainval_locations = set(self.split.train) | set(self.split.val)
 
     def graph(self, locations: set[str], *, shuffle: bool = False, drop_region: str | None = None,
-              range_maps: bool = True) -> Any:
-        """The knowledge graph of the labels of some locations (species permuted, a region left out)."""
+              range_maps: bool = True, habitats: bool = True) -> Any:
+        """The knowledge graph of the labels of some locations (species permuted, a region left out,
+        the deployments' habitats dropped)."""
         from ecowatch.context.graph import build_knowledge_graph
 
         obs = [o for o in self.observations if o.location_id in locations]
@@ -241,7 +272,8 @@ class Bench:
             obs = [replace(o, taxon_id=str(perm[o.taxon_id])) for o in obs]
         if drop_region is not None:
             obs = [o for o in obs if self.region_of(o.location_id) != drop_region]
-        return build_knowledge_graph(obs, taxa=self.taxa, deployments=self.deployments, regions=self.regions,
+        deployments = self.deployments if habitats else [replace(d, habitat="") for d in self.deployments]
+        return build_knowledge_graph(obs, taxa=self.taxa, deployments=deployments, regions=self.regions,
                                      range_maps=self.ranges if range_maps else ())
 
     def region_of(self, location_id: str) -> str | None:
@@ -337,6 +369,10 @@ def _priors_section(b: Bench) -> tuple[Any, np.ndarray, np.ndarray]:
     fused, applied = b.fused(test, b.graph(b.trainval_locations), w)
     events = [b.meta[b.crops[i].crop_id].event_id for i in test]
     b.line("informative priors", test, fused)
+    if any(d.habitat for d in b.deployments):
+        plain = b.fit(b.graph(b.train_locations, habitats=False))
+        b.line(f"informative priors, no habitats (refit {plain.weights.place:.2f}/{plain.weights.activity:.2f})",
+               test, b.fused(test, b.graph(b.trainval_locations, habitats=False), plain.weights)[0])
     b.line("informative priors + sequence vote", test, _voted(fused, events))
     b.line("(no prior, sequence vote only)", test, _voted(b.probs[test], events))
     b.line("ceiling: each site's own species shares", test, _oracle(b, test, replace(w, place=1.0)))
@@ -381,6 +417,21 @@ def _rollup_section(b: Bench, w: Any, fused: np.ndarray, applied: np.ndarray) ->
           f"{chosen.precision:.3f}, species share {chosen.share_species:.3f}); on test:")
     decisions = b.decisions(fused, b.unknown[b.test], applied, species_min_score=chosen.species_min_score)
     print("  fused      " + _rollup_line(decisions, truths, b.taxonomy, b.holdout))
+    val_events, test_events = _event_members(b, b.val), _event_members(b, b.test)
+    val_truths, val_sites = _event_truths(b, b.val, val_events)
+    test_truths, _ = _event_truths(b, b.test, test_events)
+    per_event = fit_species_threshold(
+        lambda s: _event_decisions(b, b.val, val_fused, val_events, species_min_score=s), val_truths,
+        target_precision=b.args.target_precision, groups=val_sites)
+    print(f"  what the nightly stage writes, one decision per burst (its crops' fused probabilities and unknown scores "
+          f"averaged; {len(test_events)} test bursts): at species_min_score {t.species_min_score}:")
+    print("  fused      " + _rollup_line(_event_decisions(b, b.test, fused, test_events), test_truths, b.taxonomy,
+                                         b.holdout))
+    print(f"  species_min_score fitted on validation bursts ({len(val_events)}; precision >= "
+          f"{b.args.target_precision} with 95 % confidence over sites): {per_event.species_min_score:.3f} (val "
+          f"precision {per_event.precision:.3f}, species share {per_event.share_species:.3f}); on test:")
+    decisions = _event_decisions(b, b.test, fused, test_events, species_min_score=per_event.species_min_score)
+    print("  fused      " + _rollup_line(decisions, test_truths, b.taxonomy, b.holdout))
 
 
 def _sequence_section(b: Bench, fused: np.ndarray) -> None:
@@ -395,19 +446,16 @@ def _sequence_section(b: Bench, fused: np.ndarray) -> None:
     known = labels >= 0
     frame_right = fused.argmax(1)[known] == labels[known]
     voted_right = _voted(fused, events).argmax(1)[known] == labels[known]
-    event_right, decisions, truths, counts = [], [], [], []
+    event_right, counts = [], []
     for rows in members.values():
         truth = Counter(b.truths[test[r]] for r in rows).most_common(1)[0][0]
-        mean, unknown = vote_sequence(fused[rows], b.unknown[test][rows])
-        decisions += b.decisions(mean[None], np.array([unknown]), np.array([True]))
-        truths.append(truth)
+        mean, _ = vote_sequence(fused[rows], b.unknown[test][rows])
         counts.append(max(Counter(b.meta[b.crops[test[r]].crop_id].image_id for r in rows).values()))
         if truth in b.index:
             event_right.append(int(mean.argmax()) == b.index[truth])
     print(f"  frame-level accuracy {frame_right.mean():.3f} ({known.sum()} crops); frames labelled by their event's "
           f"vote {voted_right.mean():.3f}; event-level accuracy {np.mean(event_right):.3f} ({len(event_right)} events "
           f"of known species; {len(test) / len(members):.1f} crops and {np.mean(counts):.2f} individuals per event)")
-    print("  event-level decisions: " + _rollup_line(decisions, truths, b.taxonomy, b.holdout))
 
 
 def main() -> None:

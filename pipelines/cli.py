@@ -180,6 +180,45 @@ def report(config: str, overrides: tuple[str, ...]) -> None:
         click.echo(f"  MLflow run: {summary.mlflow_run_id}")
 
 
+@main.command()
+@config_option
+@set_option
+@click.option("--month", type=click.IntRange(1, 12), required=True, help="Month, 1-12 (the season follows the "
+              "place's hemisphere).")
+@click.option("--location", default=None, help="A location id the context model knows.")
+@click.option("--deployment", default=None, help="A deployment id the context model knows.")
+@click.option("--lat", type=float, default=None, help="Latitude (WGS84) of a place the model does not know.")
+@click.option("--lon", type=float, default=None, help="Longitude (WGS84) of a place the model does not know.")
+@click.option("--habitat", default=None, help="The site's habitat, e.g. woodland (as in the deployments table).")
+@click.option("--min-probability", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="Leave out species less probable than this.")
+def plausible(config: str, overrides: tuple[str, ...], month: int, location: str | None, deployment: str | None,
+              lat: float | None, lon: float | None, habitat: str | None, min_probability: float) -> None:
+    """Which species are plausible at a place in a month: the context model's prior (fuse.context of the
+    configuration), range maps applied, most probable first."""
+    from ecowatch.context.graph import load_knowledge_graph
+    from ecowatch.errors import ConfigError
+
+    if (lat is None) != (lon is None):
+        raise click.BadParameter("give both --lat and --lon, or neither", param_hint="--lat/--lon")
+    cfg = _load(config, overrides)
+    if not cfg.config.fuse.context:
+        raise ConfigError(f"{config}: fuse.context names no context model; set it (e.g. --set "
+                          "fuse.context=context_model) or build one with `ecowatch train context`.")
+    graph = load_knowledge_graph(cfg.catalog.get(cfg.config.fuse.context).path)
+    where = graph.place(location_id=location, deployment_id=deployment, latitude=lat, longitude=lon, habitat=habitat)
+    answers = graph.plausible_taxa(month=month, location_id=location, deployment_id=deployment, latitude=lat,
+                                   longitude=lon, habitat=habitat, min_probability=min_probability)
+    known = where.location_id or "a place the model has no labels from"
+    click.echo(f"context model {graph.version}: {known}, region {where.region_id or 'none'}, habitat "
+               f"{where.habitat or 'unknown'}, month {month}; prior from the {answers[0].level if answers else '-'} "
+               "level")
+    for a in answers:
+        name = graph.taxa[a.taxon_id].common_name
+        inside = {True: "in range", False: "OUT OF RANGE", None: "no range map"}[a.in_range]
+        click.echo(f"  {a.probability:6.3f}  {a.taxon_id:24s} {name:24s} {inside:13s} {a.events} labelled events")
+
+
 main.add_command(generate_dump_command)
 
 from pipelines.exchange import export_group, import_group  # noqa: E402

@@ -25,6 +25,7 @@ from ecowatch.context.labels import LabelledObservation
 from ecowatch.tables import Deployment, Taxon
 
 SEED = 0
+REPO = Path(__file__).resolve().parents[2]
 REGIONS = {"north": (0.0, 50.0, 1.0, 51.0), "south": (10.0, 45.0, 11.0, 46.0)}  # lon0, lat0, lon1, lat1
 #: location -> (latitude, longitude)
 LOCATIONS = {"N1": (50.5, 0.5), "N2": (50.2, 0.8), "S1": (45.5, 10.5), "X1": (60.0, 30.0)}

@@ -144,3 +144,30 @@ def test_deployments_tables_carry_the_habitat(tmp_path: Path) -> None:
     dp.write_text("deploymentID,latitude,longitude,deploymentStart,deploymentEnd,habitat\n"
                   "A,50.5,0.5,2025-01-01T00:00:00Z,2025-02-01T00:00:00Z,Woodland\n")
     assert [d.habitat for d in read_deployments(dp)] == ["woodland"]
+
+
+def test_cli_answers_which_species_are_plausible_here(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    conf = str(data.REPO / "conf" / "nightly.yaml")  # its fuse.context: the bundled context model
+    monkeypatch.chdir(tmp_path)
+    ask = ["plausible", "--config", conf, "--month", "7", "--lat", "46.68", "--lon", "10.2", "--min-probability", "0"]
+    upland = CliRunner().invoke(main, [*ask, "--habitat", "Open Upland"])
+    village = CliRunner().invoke(main, [*ask, "--habitat", "settlement edge"])
+    assert upland.exit_code == 0 and village.exit_code == 0, upland.output + village.output
+    assert "region engadin, habitat open upland" in upland.output and "habitat level" in upland.output
+
+    def probability(output: str, taxon: str) -> float:
+        return float(next(line.split()[0] for line in output.splitlines() if f" {taxon} " in line))
+
+    assert probability(upland.output, "lepus_timidus") > 3 * probability(village.output, "lepus_timidus")
+    assert probability(village.output, "felis_catus") > 3 * probability(upland.output, "felis_catus")
+    wessex = CliRunner().invoke(main, ["plausible", "--config", conf, "--month", "7", "--lat", "50.87", "--lon", "-1.6",
+                                       "--min-probability", "0"])
+    assert next(line for line in wessex.output.splitlines() if " lepus_timidus " in line).split()[4:6] == ["OUT", "OF"]
+    half = CliRunner().invoke(main, ["plausible", "--config", conf, "--month", "7", "--lat", "50.0"])
+    assert half.exit_code == 2 and "give both --lat and --lon" in half.output
+    missing = CliRunner().invoke(main, ["plausible", "--config", conf, "--month", "7", "--set", "fuse.context=null"])
+    assert missing.exit_code == 2 and "fuse.context names no context model" in missing.output

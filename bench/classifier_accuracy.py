@@ -47,11 +47,12 @@ def _dumps(args: argparse.Namespace) -> list[Path]:
 
     out = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        folder = Path(args.workdir) / f"train-seed{seed}"
+        folder = Path(args.workdir) / f"train-seed{seed}{'' if args.site_habitats else '-nohabitats'}"
         if not (folder / ".bench-complete").is_file():
             print(f"generating the train preset with seed {seed} in {folder} (once) ...", flush=True)
             started = time.perf_counter()
-            generate_dump(folder, DumpSpec.preset("train", seed=seed, workers=args.generate_workers), overwrite=True)
+            generate_dump(folder, DumpSpec.preset("train", seed=seed, workers=args.generate_workers,
+                                                  site_habitats=args.site_habitats), overwrite=True)
             (folder / ".bench-complete").write_text("ok\n")
             print(f"  {time.perf_counter() - started:.0f} s", flush=True)
         out.append(folder)
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3", help="without --data: train-preset seeds to generate and pool")
     parser.add_argument("--workdir", default="work/bench-classifier", help="generated dumps, crop cache, outputs")
     parser.add_argument("--generate-workers", type=int, default=2)
+    parser.add_argument("--no-site-habitats", dest="site_habitats", action="store_false",
+                        help="generate the dumps of ecowatch before site habitats (the world of earlier figures)")
     parser.add_argument("--config", default=str(REPO / "conf" / "classifier.yaml"))
     parser.add_argument("--backbone", default=None, help="override model.backbone")
     parser.add_argument("--input-size", type=int, default=None, help="override data.input_size")

@@ -30,15 +30,18 @@ def _parse_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--image-size", default=None, metavar="WxH", help="Frame size in pixels, e.g. 640x360.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Render processes (0 = in-process; default: the preset's).")
+@click.option("--site-habitats/--no-site-habitats", default=True, show_default=True,
+              help="Camera sites have a habitat that shapes which species live there (--no-site-habitats: the "
+                   "dumps of ecowatch before habitats).")
 @click.option("--overwrite", is_flag=True, help="Replace a previous dump in a non-empty OUT.")
 def generate_dump_command(out: Path, preset: str, seed: int | None, frames: int | None, image_size: str | None,
-                          workers: int | None, overwrite: bool) -> None:
+                          workers: int | None, site_habitats: bool, overwrite: bool) -> None:
     """Generate a seeded synthetic camera-trap dump in OUT: OUT/dump (the cards), deployments.csv,
     taxonomy.csv, coco_camera_traps.json, regions.geojson, range_maps.gpkg, manifest.json.
 
     The same options give byte-identical files, whatever --workers.
     """
-    overrides: dict = {}
+    overrides: dict = {"site_habitats": site_habitats}
     if seed is not None:
         overrides["seed"] = seed
     if frames is not None:

@@ -111,9 +111,11 @@ def _locations(spec: DumpSpec, n_locations: int, rng: np.random.Generator) -> li
         lat, lon = sample_point(region, rng)
         names = region.place_names
         name = names[k % len(names)] + (f" {k // len(names) + 1}" if k >= len(names) else "")
-        mix = HABITAT_MIX[region.key]
-        habitat = str(habitat_rng.choice(list(mix), p=np.asarray(list(mix.values())) / sum(mix.values())))
-        factors = tuple((s.key, round(float(rng.lognormal(0.0, 0.45)) * HABITAT_PREFERENCE[s.key][habitat], 3))
+        habitat = ""
+        if spec.site_habitats:
+            mix = HABITAT_MIX[region.key]
+            habitat = str(habitat_rng.choice(list(mix), p=np.asarray(list(mix.values())) / sum(mix.values())))
+        factors = tuple((s.key, round(float(rng.lognormal(0.0, 0.45)) * HABITAT_PREFERENCE[s.key].get(habitat, 1.0), 3))
                         for s in SPECIES)
         out.append(
             Location(

@@ -41,6 +41,9 @@ class DumpSpec:
         workers: worker processes rendering frames (0 = in-process).
         drone_animals: (min, max) animals in one drone frame.
         drone_altitude_m: drone height above ground; sets the ground sampling distance.
+        site_habitats: each camera site has a habitat (the deployments table's ``habitat``) that
+            scales every species' abundance there (:data:`ecowatch.synth.taxa.HABITAT_PREFERENCE`);
+            False gives the frames and labels of ecowatch before habitats (same seed; no habitat).
     """
 
     seed: int = 0
@@ -59,6 +62,7 @@ class DumpSpec:
     workers: int = 0
     drone_animals: tuple[int, int] = (20, 100)
     drone_altitude_m: float = 110.0
+    site_habitats: bool = True
 
     def __post_init__(self) -> None:
         problems = []

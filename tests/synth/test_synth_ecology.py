@@ -99,3 +99,26 @@ def test_the_separating_traits_are_where_they_should_be() -> None:
     assert _grey("brown_hare")[1].shape[0] > 1.12 * _grey("mountain_hare")[1].shape[0]
     # wildcat: thick blunt tail; domestic cat: thin tapering tail (fewer tail pixels)
     assert _grey("wildcat")[1].sum() > 1.1 * _grey("domestic_cat", variant="tabby")[1].sum()
+
+
+def test_a_site_habitat_shapes_its_species_mix_and_can_be_switched_off() -> None:
+    from ecowatch.synth.taxa import HABITAT_MIX, HABITATS
+
+    mix: dict[str, Counter] = defaultdict(Counter)
+    for seed in range(3):
+        spec = DumpSpec.preset("train", seed=seed, n_frames=3000)
+        for plan in plan_deployments(spec):
+            assert plan.location.habitat in HABITAT_MIX[plan.location.region.key]
+            for job in plan_frames(spec, plan):
+                if job.frame_num == 0 and job.placements and job.placements[0].individual is not None:
+                    mix[plan.location.habitat][job.placements[0].category] += 1
+    assert set(mix) <= set(HABITATS) and {"woodland", "settlement edge"} <= set(mix)
+
+    def share(habitat: str, species: str) -> float:
+        return mix[habitat][species] / sum(mix[habitat].values())
+
+    for forest, town in (("pine_marten", "stone_marten"), ("wildcat", "domestic_cat")):
+        assert share("woodland", forest) > share("settlement edge", forest)
+        assert share("settlement edge", town) > share("woodland", town)
+    plain = plan_deployments(DumpSpec.preset("train", seed=0, n_frames=3000, site_habitats=False))
+    assert {p.location.habitat for p in plain} == {""}

@@ -171,4 +171,5 @@ def context_command(config_path: str, overrides: tuple[str, ...]) -> None:
     g = built.graph
     click.echo(f"context model {g.version}: {built.path} ({built.observations} labelled frames, {len(g.links)} links, "
                f"{sum(link.events for link in g.links)} events, {len(g.locations)} locations, {len(g.regions)} "
-               f"regions, {len(g.range_maps)} range maps)")
+               f"regions, {len({loc.habitat for loc in g.locations.values()} - {''})} habitats, {len(g.range_maps)} "
+               "range maps)")

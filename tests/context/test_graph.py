@@ -132,8 +132,8 @@ def test_build_from_the_configured_catalog(polygons, tmp_path: Path) -> None:
             "annotations": [{"id": 1, "image_id": 1, "taxon_id": "vulpes_vulpes"}], "categories": []}
     (tmp_path / "labels.json").write_text(json.dumps(coco))
     (tmp_path / "deployments.csv").write_text(
-        "deployment_id,location_id,latitude,longitude,deployment_start,deployment_end\n"
-        "D-N1,N1,50.5,0.5,2025-01-01T00:00:00+00:00,2025-12-31T00:00:00+00:00\n")
+        "deployment_id,location_id,latitude,longitude,deployment_start,deployment_end,habitat\n"
+        "D-N1,N1,50.5,0.5,2025-01-01T00:00:00+00:00,2025-12-31T00:00:00+00:00,Woodland\n")
     (tmp_path / "taxonomy.csv").write_text("taxon_id,scientific_name,rank,parent_id,common_name\n" + "\n".join(
         f"{t.taxon_id},{t.scientific_name},{t.rank},{t.parent_id},{t.common_name}" for t in data.taxa().values()))
     (tmp_path / "data_catalog").mkdir()
@@ -144,10 +144,18 @@ def test_build_from_the_configured_catalog(polygons, tmp_path: Path) -> None:
     (tmp_path / "data_catalog" / "catalog.yaml").write_text(yaml.safe_dump(
         {"datasets": {k: {"type": t, "path": p} for k, (t, p) in datasets.items()}}))
     (tmp_path / "conf" / "context.yaml").write_text(yaml.safe_dump({"datasets": {k: k for k in datasets}}))
-    built = build_context_model(tmp_path / "conf" / "context.yaml", overrides={"priors.site_strength": 5})
-    assert built.path == tmp_path / "work" / "context.json" and built.observations == 1
-    assert load_knowledge_graph(built.path).version == built.graph.version
-    assert built.graph.settings.site_strength == 5 and len(built.graph.range_maps) == 2
+    from click.testing import CliRunner
+
+    from pipelines.train import train_group
+
+    result = CliRunner().invoke(train_group, ["context", "--config", str(tmp_path / "conf" / "context.yaml"),
+                                              "--set", "priors.site_strength=5"])
+    assert result.exit_code == 0, result.output
+    assert "(1 labelled frames, 1 links, 1 events, 1 locations, 2 regions, 1 habitats, 2 range maps)" in result.output
+    graph = load_knowledge_graph(tmp_path / "work" / "context.json")
+    assert f"context model {graph.version}: " in result.output
+    assert graph.settings.site_strength == 5 and len(graph.range_maps) == 2
+    assert graph.locations["N1"].habitat == "woodland" and graph.locations["N1"].region_id == "north"
     from ecowatch.errors import ConfigError
 
     with pytest.raises(ConfigError, match="priors.site_strenght"):

@@ -136,7 +136,8 @@ class Taxon:
 
 
 def normalise_habitat(value: object) -> str:
-    """A habitat category as compared everywhere: trimmed, lower case, inner spaces collapsed."""
+    """A habitat as the context model compares it: trimmed, lower case, inner spaces collapsed (the
+    deployments table and the store keep it as written)."""
     return " ".join(str(value or "").split()).lower()
 
 
@@ -233,7 +234,7 @@ def read_deployments(path: Path) -> list[Deployment]:
                 camera_make=str(rec.get("camera_make", "")),
                 camera_model=str(rec.get("camera_model", "")),
                 setup_notes=str(rec.get("setup_notes", "")),
-                habitat=normalise_habitat(rec.get("habitat", "")),
+                habitat=str(rec.get("habitat", "")).strip(),
             )
         )
     return deployments

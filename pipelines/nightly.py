@@ -128,7 +128,6 @@ def run_nightly(loaded: LoadedConfig, *, on_progress: Callable[[int], None] | No
                     stage=stage, progress_bar=progress_bar, world=world)
                 fuse = _fuse_stage(loaded, store, tracker, run_id=run_id, models_dir=models_dir, stage=stage,
                                    tracking_uri=target.tracking_uri if target else None,
-                                   habitats={d.deployment_id: d.habitat for d in deployments if d.habitat},
                                    detector_version=detect.detector_version)
             if tracker.enabled:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -244,8 +243,7 @@ def _detect_stages(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, du
 
 
 def _fuse_stage(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, run_id: str, models_dir: Path,
-                stage: Callable[[str], None], tracking_uri: str | None, detector_version: str,
-                habitats: dict[str, str]) -> FuseSummary | None:
+                stage: Callable[[str], None], tracking_uri: str | None, detector_version: str) -> FuseSummary | None:
     """Fused observations (classifier x context prior, sequence vote, roll-up) beside the detector's.
 
     Skipped without a classifier (the detector's taxon-less observations stay the only ones) or
@@ -258,7 +256,7 @@ def _fuse_stage(loaded: LoadedConfig, store: Store, tracker: RunLogger, *, run_i
 
     stage("fuse")
     fuse = fuse_stage(store, dump_id=cfg.datasets.dump, classify=cfg.classify, config=cfg.fuse, run_id=run_id,
-                      cache_dir=models_dir, tracking_uri=tracking_uri, detector_version=detector_version, habitats=habitats,
+                      cache_dir=models_dir, tracking_uri=tracking_uri, detector_version=detector_version,
                       context_path=loaded.catalog.get(cfg.fuse.context).path if cfg.fuse.context else None)
     tracker.set_tags({"ecowatch.context_version": fuse.context_version or "none"})
     tracker.log_metrics({"fuse.detections": fuse.detections, "fuse.prior_applied": fuse.prior_applied,

@@ -39,7 +39,6 @@ import hashlib
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,7 +130,6 @@ def fuse_stage(
     context_path: Path | None = None,
     tracking_uri: str | None = None,
     detector_version: str | None = None,
-    habitats: Mapping[str, str] | None = None,
 ) -> FuseSummary:
     """Fuse the dump's classified detections into media- and event-level observations (module docstring).
 
@@ -146,8 +144,6 @@ def fuse_stage(
             voted per sequence and rolled up).
         tracking_uri: MLflow tracking URI, for a ``models:/`` classifier.
         detector_version: only detections of this detector version (every version when None).
-        habitats: deployment id -> habitat category (the deployments table's ``habitat``), for sites
-            the context model has no labels from; a site it knows keeps its own.
 
     Returns:
         Counts of what was written.
@@ -184,7 +180,7 @@ def fuse_stage(
                       for d in detections]).reshape(len(detections), taxonomy.num_classes)
     context = None
     if priors is not None and detections:
-        context = stack_factors(_factors(store, detections, graph, priors, habitats or {}), priors.global_prior)
+        context = stack_factors(_factors(store, detections, graph, priors), priors.global_prior)
     fused, applied = combine(probs, context, weights=weights, range_outside_factor=thresholds.range_outside_factor,
                              min_prior_information_nats=thresholds.min_prior_information_nats)
     rows = _rows(detections, fused, applied, Rollup.from_taxonomy(taxonomy), thresholds, dump_id=dump_id,
@@ -226,17 +222,19 @@ def _select(store: Store, *, dump_id: str, model_name: str, model_version: str, 
     return list(detections.values()), scores
 
 
-def _factors(store: Store, detections: list[_Detection], graph: KnowledgeGraph, priors: ContextPriors,
-             habitats: Mapping[str, str]) -> list[ContextFactors | None]:
-    """Context evidence per detection (cached per deployment, season and time of day)."""
+def _factors(store: Store, detections: list[_Detection], graph: KnowledgeGraph,
+             priors: ContextPriors) -> list[ContextFactors | None]:
+    """Context evidence per detection (cached per deployment, season and time of day). A site the
+    context model has no labels from is known by its region and its deployment's habitat."""
     dep = S.deployments
     ids = sorted({x.deployment_id for x in detections if x.deployment_id})
     with store.engine.connect() as conn:
         known = {r.deployment_id: r for r in conn.execute(
-            sa.select(dep.c.deployment_id, dep.c.location_id, dep.c.latitude, dep.c.longitude, dep.c.utc_offset_min)
+            sa.select(dep.c.deployment_id, dep.c.location_id, dep.c.latitude, dep.c.longitude, dep.c.utc_offset_min,
+                      dep.c.habitat)
             .where(dep.c.deployment_id.in_(ids))).all()}
     places = {i: graph.place(deployment_id=i, location_id=r.location_id, latitude=r.latitude, longitude=r.longitude,
-                             habitat=habitats.get(i))
+                             habitat=r.habitat)
               for i, r in known.items()}
     cache: dict[tuple, ContextFactors] = {}
     out: list[ContextFactors | None] = []

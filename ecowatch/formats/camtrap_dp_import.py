@@ -5,7 +5,7 @@ its rows become store rows under the given ``dump_id``:
 
 deployments
     as in the package (``cameraModel`` -> ``camera_model``, ``deploymentComments`` ->
-    ``setup_notes``), times on the deployment's local clock with its ``utc_offset_min``.
+    ``setup_notes``, ``habitat`` kept), times on the deployment's local clock with its ``utc_offset_min``.
 media
     ``relpath`` is the package's ``filePath`` (a URL stays a URL), so ``media_id`` is
     ``sha1(dump_id + '/' + filePath)`` as for ingested media; status ``ok``; ``media_type``
@@ -41,7 +41,7 @@ from ecowatch.formats.camtrap_dp_read import CamtrapPackage, read_camtrap_dp
 from ecowatch.ingest.records import media_id_for, upsert_deployments, upsert_dump
 from ecowatch.store import Store
 from ecowatch.store import schema as S
-from ecowatch.tables import Deployment, Taxon, normalise_habitat
+from ecowatch.tables import Deployment, Taxon
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _deployments(pkg: CamtrapPackage) -> list[Deployment]:
                 camera_id=row.get("camera_id", ""),
                 camera_model=row.get("camera_model", ""),
                 setup_notes=row.get("deployment_comments", ""),
-                habitat=normalise_habitat(row.get("habitat", "")),
+                habitat=str(row.get("habitat", "")).strip(),
             )
         )
     return out

@@ -293,6 +293,7 @@ def _deployment_rows(deployments: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "deploymentEnd": _local_iso(d["end"], d["utc_offset_min"]),
                 "cameraID": d["camera_id"],
                 "cameraModel": camera,
+                "habitat": d["habitat"],
                 "deploymentComments": d["setup_notes"],
             }
         )

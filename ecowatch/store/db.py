@@ -413,6 +413,20 @@ def _create_or_check_schema(conn: Connection, shown_url: str) -> None:
             .on_conflict_do_nothing()
         )
         version = _schema_version(conn)
+    if version == "1":  # the only change since: deployments.habitat
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        version = _schema_version(conn)  # another process may have migrated it meanwhile
+        if version == "1":
+            if "habitat" not in {c["name"] for c in sa.inspect(conn).get_columns("deployments")}:
+                conn.exec_driver_sql("ALTER TABLE deployments ADD COLUMN habitat TEXT NOT NULL DEFAULT ''")
+            conn.execute(schema.schema_info.update().where(schema.schema_info.c.key == "schema_version")
+                         .values(value=str(SCHEMA_VERSION)))
+            log.info("results store %s migrated from schema version 1 to %d (deployments.habitat)", shown_url,
+                     SCHEMA_VERSION)
+            version = str(SCHEMA_VERSION)
     if version is not None and int(version) != SCHEMA_VERSION:
         raise StoreError(
             f"results store {shown_url!r} has schema version {version}, this ecowatch writes version "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: deployments.habitat (a version-1 store is migrated in place when opened)
 
 metadata = sa.MetaData()
 
@@ -61,6 +61,7 @@ deployments = sa.Table(
     sa.Column("camera_make", sa.String(128), nullable=False, default=""),
     sa.Column("camera_model", sa.String(128), nullable=False, default=""),
     sa.Column("setup_notes", sa.Text, nullable=False, default=""),
+    sa.Column("habitat", sa.Text, nullable=False, default="", server_default=""),
 )
 
 media = sa.Table(

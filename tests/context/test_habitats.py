@@ -138,12 +138,17 @@ def test_deployments_tables_carry_the_habitat(tmp_path: Path) -> None:
     own.write_text("deployment_id,latitude,longitude,deployment_start,deployment_end,habitat\n"
                    "A,50.5,0.5,2025-01-01T00:00:00+00:00,2025-02-01T00:00:00+00:00,  Open   Upland \n"
                    "B,50.5,0.5,2025-01-01T00:00:00+00:00,2025-02-01T00:00:00+00:00,\n")
-    assert [d.habitat for d in read_deployments(own)] == ["open upland", ""]
+    assert [d.habitat for d in read_deployments(own)] == ["Open   Upland", ""]  # kept as written (trimmed)
     dp = tmp_path / "dp" / "deployments.csv"
     dp.parent.mkdir()
     dp.write_text("deploymentID,latitude,longitude,deploymentStart,deploymentEnd,habitat\n"
                   "A,50.5,0.5,2025-01-01T00:00:00Z,2025-02-01T00:00:00Z,Woodland\n")
-    assert [d.habitat for d in read_deployments(dp)] == ["woodland"]
+    assert [d.habitat for d in read_deployments(dp)] == ["Woodland"]
+    start, end = dt.datetime(2025, 1, 1), dt.datetime(2025, 2, 1)  # the graph compares them normalised
+    graph = build_knowledge_graph([], taxa=data.taxa(), deployments=[
+        Deployment("A", "A", "A", 50.5, 0.5, start, end, 0, habitat="  Open   Upland ")])
+    assert graph.locations["A"].habitat == "open upland"
+    assert graph.place(latitude=50.5, longitude=0.5, habitat="OPEN upland").habitat == "open upland"
 
 
 def test_cli_answers_which_species_are_plausible_here(tmp_path: Path, monkeypatch) -> None:

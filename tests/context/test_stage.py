@@ -172,6 +172,36 @@ def test_stage_applies_the_context_model(fuse_env, tiny_dump: Path, tmp_path: Pa
     assert without.prior_applied == 0 and "classifier+prior" not in without.per_source  # zero weights: classifier
 
 
+def test_a_site_new_to_the_context_model_is_known_by_its_stored_habitat(fuse_env, tiny_dump: Path) -> None:
+    from dataclasses import replace
+
+    from ecowatch.classify.checkpoint import checkpoint_version, load_classifier
+    from ecowatch.context.graph import build_knowledge_graph
+    from ecowatch.context.labels import observations_from_coco
+    from ecowatch.context.places import read_regions
+    from ecowatch.context.priors import ContextPriors
+    from ecowatch.context.stage import _factors, _select
+    from ecowatch.tables import read_deployments, read_taxonomy
+
+    store, _, _, models = fuse_env
+    labels = observations_from_coco(tiny_dump / "coco_camera_traps.json", exclude_taxa=["homo_sapiens"], prefix="o/")
+    deployments = read_deployments(tiny_dump / "deployments.csv")
+    assert all(d.habitat for d in deployments)  # the store got them from the same table
+    graph = build_knowledge_graph(  # the same labels, at sites of another name: none of the store's is known
+        labels, taxa=read_taxonomy(tiny_dump / "taxonomy.csv"), regions=read_regions(tiny_dump / "regions.geojson"),
+        deployments=[replace(d, deployment_id="o/" + d.deployment_id, location_id="o/" + d.location_id)
+                     for d in deployments])
+    checkpoint = models / "species.ckpt"
+    priors = ContextPriors(graph, load_classifier(checkpoint).taxonomy)
+    detections, _ = _select(store, dump_id=DUMP_ID, model_name="tiny-species", model_version=checkpoint_version(
+        checkpoint), min_conf=0.5, detector_version=None)
+    levels = Counter(f.level for f in _factors(store, detections, graph, priors) if f is not None)
+    assert set(levels) == {"habitat"} and levels["habitat"] > 10
+    with store.transaction() as conn:
+        conn.execute(S.deployments.update().values(habitat=""))
+    assert {f.level for f in _factors(store, detections, graph, priors) if f is not None} == {"region"}
+
+
 def test_stage_needs_a_classifier(fuse_env) -> None:
     store, _, _, models = fuse_env
     with pytest.raises(ConfigError, match="needs classify.model"):

@@ -202,6 +202,9 @@ def test_example_round_trip(tmp_path: Path) -> None:
                 o["bboxX"] and round(float(o["bboxX"]), 5))  # fmt: skip
 
     assert sorted(map(key, exported["observations"])) == sorted(map(key, original["observations"]))
+    habitats = {d["deploymentID"]: d["habitat"] for d in original["deployments"]}
+    assert {d["deploymentID"]: d["habitat"] for d in exported["deployments"]} == habitats  # free text, as written
+    assert "Protected marsh with ponds and small brooks" in habitats.values()
     descriptor = json.loads((out / "datapackage.json").read_text())
     original_names = {t["scientificName"] for t in json.loads((EXAMPLE / "datapackage.json").read_text())["taxonomic"]}
     assert {t["scientificName"] for t in descriptor["taxonomic"]} <= original_names

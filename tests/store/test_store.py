@@ -67,6 +67,26 @@ def test_refuses_other_schema_version(store_url: str) -> None:
         open_store(store_url)
 
 
+def test_a_version_1_store_is_migrated_in_place_keeping_its_rows(store_url: str) -> None:
+    store = open_store(store_url)
+    with store.transaction() as conn:
+        store.insert_ignore(conn, deployments, [DEP])
+        conn.exec_driver_sql("ALTER TABLE deployments DROP COLUMN habitat")  # as ecowatch wrote version 1
+        conn.execute(schema_info.update().values(value="1"))
+    store.dispose()
+    migrated = open_store(store_url)
+    with migrated.engine.connect() as conn:
+        assert conn.execute(sa.select(schema_info.c.value)).scalar_one() == str(SCHEMA_VERSION) == "2"
+        assert conn.execute(sa.select(deployments.c.deployment_id, deployments.c.habitat)).all() == [("D1", "")]
+    with migrated.transaction() as conn:
+        conn.execute(deployments.update().values(habitat="Beech forest"))
+    migrated.dispose()
+    again = open_store(store_url)  # migrated once: opened again as it is
+    with again.engine.connect() as conn:
+        assert conn.execute(sa.select(deployments.c.habitat)).scalar_one() == "Beech forest"
+    again.dispose()
+
+
 def test_insert_ignore_is_idempotent(store: Store) -> None:
     with store.transaction() as conn:
         assert store.insert_ignore(conn, deployments, [DEP]) == 1

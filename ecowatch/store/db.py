@@ -399,10 +399,7 @@ def _create_or_check_schema(conn: Connection, shown_url: str) -> None:
     transaction).
     """
     if not set(metadata.tables) <= set(sa.inspect(conn).get_table_names()):
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        _lock_schema(conn)
         metadata.create_all(conn)
     version = _schema_version(conn)
     if version is None:
@@ -414,10 +411,7 @@ def _create_or_check_schema(conn: Connection, shown_url: str) -> None:
         )
         version = _schema_version(conn)
     if version == "1":  # the only change since: deployments.habitat
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        _lock_schema(conn)
         version = _schema_version(conn)  # another process may have migrated it meanwhile
         if version == "1":
             if "habitat" not in {c["name"] for c in sa.inspect(conn).get_columns("deployments")}:
@@ -432,6 +426,14 @@ def _create_or_check_schema(conn: Connection, shown_url: str) -> None:
             f"results store {shown_url!r} has schema version {version}, this ecowatch writes version "
             f"{SCHEMA_VERSION}. Use a new store path or migrate the old one."
         )
+
+
+def _lock_schema(conn: Connection) -> None:
+    """Hold the schema until the transaction ends: a PostgreSQL advisory lock, SQLite's write lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _schema_version(conn: Connection) -> str | None:

@@ -440,15 +440,12 @@ def _sequence_section(b: Bench, fused: np.ndarray) -> None:
     print("\nSEQUENCES (test, fused probabilities; one vote per burst = mean of its crops' probabilities):")
     test, labels = b.test, b.labels[b.test]
     events = [b.meta[b.crops[i].crop_id].event_id for i in test]
-    members: dict[str, list[int]] = defaultdict(list)
-    for row, event in enumerate(events):
-        members[event].append(row)
+    members = _event_members(b, test)
     known = labels >= 0
     frame_right = fused.argmax(1)[known] == labels[known]
     voted_right = _voted(fused, events).argmax(1)[known] == labels[known]
     event_right, counts = [], []
-    for rows in members.values():
-        truth = Counter(b.truths[test[r]] for r in rows).most_common(1)[0][0]
+    for rows, truth in zip(members, _event_truths(b, test, members)[0], strict=True):
         mean, _ = vote_sequence(fused[rows], b.unknown[test][rows])
         counts.append(max(Counter(b.meta[b.crops[test[r]].crop_id].image_id for r in rows).values()))
         if truth in b.index:

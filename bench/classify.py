@@ -5,7 +5,7 @@ GPU is present) it measures, on crops of a generated camera-trap dump:
 
 - **training**: crops per second of Lightning training steps (class-balanced sampling, the
   training augmentations, forward, taxonomy-aware loss, backward, AdamW; the precision
-  ``train.precision: auto`` picks: bf16/16-bit mixed on a GPU, bf16 on a CPU with AMX tiles for the
+  ``train.precision: auto`` picks: bf16/16-bit mixed on a GPU, bf16 on a CPU with AMX tiles or AVX512-BF16 for the
   dense backbones, else float32), after ``--warmup`` steps;
 - **inference, network**: crops per second of the network alone on ready input tensors (channels-last
   memory, as the stage and the training use);

@@ -161,7 +161,7 @@ class TrainConfig(_Strict):
         strategy: Lightning strategy; ``auto`` is ``ddp`` (one process per device, gradients
             all-reduced; ``gloo`` on CPU, ``nccl`` on GPUs) when more than one process trains.
         precision: ``auto`` (bf16-mixed on a GPU that has it, else 16-mixed on a GPU; on a CPU
-            bf16-mixed for a dense backbone when the CPU has AMX tiles, else 32-true) or a Lightning
+            bf16-mixed for a dense backbone when the CPU has AMX tiles or AVX512-BF16, else 32-true) or a Lightning
             precision.
         threads: torch CPU threads (None: every core).
         seed: seed of weights, sampling and augmentation.

@@ -7,7 +7,7 @@
    (``data.holdout_species``) are no class of the model: their crops at val/test locations are
    the unknown species of the open-set evaluation;
 3. fit :class:`~ecowatch.classify.task.SpeciesClassificationTask` with Lightning on class-balanced,
-   augmented crops (mixed precision on a GPU, and bf16 on a CPU with AMX for dense backbones);
+   augmented crops (mixed precision on a GPU, and bf16 on a CPU with bf16 units for dense backbones);
 4. fit the temperature and class biases on validation logits (ECE before/after on val and test);
 5. choose the unknown-species threshold on validation crops of known species (AUROC on held-out
    species at val and test locations);
@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ecowatch.classify.backbones import channels_last, cpu_has_amx, get_backbone
+from ecowatch.classify.backbones import channels_last, cpu_bf16_units, get_backbone
 from ecowatch.classify.calibration import (
     calibrated,
     expected_calibration_error,
@@ -187,13 +187,14 @@ class TrainingResult:
 
 def resolve_precision(precision: str, accelerator: str, backbone: str | None = None) -> str:
     """Lightning precision for a config value: ``auto`` is bf16-mixed on a GPU that has it, 16-mixed on
-    other GPUs; on a CPU, bf16-mixed for a backbone that trains faster so on a CPU with AMX tiles
-    (:attr:`~ecowatch.classify.backbones.BackboneEntry.cpu_bf16`), else 32-true."""
+    other GPUs; on a CPU, bf16-mixed for a backbone that trains faster so
+    (:attr:`~ecowatch.classify.backbones.BackboneEntry.cpu_bf16`) on a CPU with bf16 matrix units (AMX
+    tiles or AVX512-BF16, :func:`~ecowatch.classify.backbones.cpu_bf16_units`), else 32-true."""
     if precision != "auto":
         return precision
     if accelerator != "cpu" and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    if backbone is not None and get_backbone(backbone).cpu_bf16 and cpu_has_amx():
+    if backbone is not None and get_backbone(backbone).cpu_bf16 and cpu_bf16_units():
         return "bf16-mixed"
     return "32-true"
 
@@ -584,9 +585,10 @@ def _params(cfg: ClassifierTrainingConfig, split: LocationSplit, taxonomy: Class
     walk("", cfg.model_dump(mode="json"))
     flat.update({"split.train": ",".join(split.train), "split.val": ",".join(split.val),
                  "split.test": ",".join(split.test), "classes": ",".join(taxonomy.class_ids),
-                 # what precision: auto became on this machine (bf16-mixed on a CPU with AMX, ...)
+                 # what precision: auto became on this machine (bf16-mixed on a CPU with bf16 units, ...)
                  "train.precision_used": resolve_precision(cfg.train.precision, cfg.train.accelerator,
-                                                           cfg.model.backbone)})
+                                                           cfg.model.backbone),
+                 "train.cpu_bf16_units": cpu_bf16_units() or "none"})
     flat.update(extra or {})
     return flat
 

@@ -1,4 +1,4 @@
-"""Backbone registry (every entry builds; bf16 training on CPUs with AMX), local-only ImageNet weights, standalone
+"""Backbone registry (every entry builds; bf16 training on CPUs with bf16 units), local-only ImageNet weights, standalone
 checkpoints (and their float16 copies)."""
 
 from __future__ import annotations
@@ -36,21 +36,36 @@ def test_every_registered_backbone_builds_with_its_head(name: str) -> None:
     assert embeddings.shape == (2, embedding_layer(model).in_features) and embeddings.shape[1] >= 368
 
 
-def test_auto_precision_on_a_cpu_is_bf16_only_for_dense_backbones_with_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("units", ["amx", "avx512_bf16"])
+def test_auto_precision_on_a_cpu_is_bf16_only_for_dense_backbones_with_bf16_units(
+        monkeypatch: pytest.MonkeyPatch, units: str) -> None:
     from ecowatch.classify import train
 
     monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(train, "cpu_bf16_units", lambda: units)
     assert train.resolve_precision("auto", "cpu", "resnet18") == "bf16-mixed"
     assert train.resolve_precision("auto", "cpu", "mobilenet_v3_small") == "32-true"  # depthwise: slower in bf16
     assert train.resolve_precision("auto", "cpu") == "32-true"
     assert train.resolve_precision("32-true", "cpu", "resnet18") == "32-true"  # an explicit precision is kept
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(train, "cpu_bf16_units", lambda: None)
     assert train.resolve_precision("auto", "cpu", "resnet18") == "32-true"
     assert train.resolve_precision("auto", "auto", "resnet18") == "32-true"  # no GPU: the CPU rule
-    from ecowatch.classify.backbones import cpu_has_amx
 
-    assert isinstance(cpu_has_amx(), bool)
+
+def test_cpu_bf16_units_follow_torchs_cpu_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecowatch.classify import backbones
+
+    assert backbones.cpu_bf16_units() in (None, "amx", "avx512_bf16")  # this machine, whatever it is
+    probes = {"_is_amx_tile_supported": False, "_is_avx512_bf16_supported": False}
+    for name in probes:
+        monkeypatch.setattr(backbones.torch.cpu, name, lambda name=name: probes[name], raising=False)
+    assert backbones.cpu_bf16_units() is None
+    probes["_is_avx512_bf16_supported"] = True  # AMD EPYC Zen 4
+    assert backbones.cpu_bf16_units() == "avx512_bf16"
+    probes["_is_amx_tile_supported"] = True  # Sapphire Rapids has both: AMX is the one that counts
+    assert backbones.cpu_bf16_units() == "amx"
+    monkeypatch.delattr(backbones.torch.cpu, "_is_amx_tile_supported")  # an older torch without the probe
+    assert backbones.cpu_bf16_units() == "avx512_bf16"
 
 
 def test_imagenet_weights_come_from_the_local_cache_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -56,8 +56,9 @@ def test_cpu_bf16_units_follow_torchs_cpu_probes(monkeypatch: pytest.MonkeyPatch
     from ecowatch.classify import backbones
 
     assert backbones.cpu_bf16_units() in (None, "amx", "avx512_bf16")  # this machine, whatever it is
-    probes = {"_is_amx_tile_supported": False, "_is_avx512_bf16_supported": False}
-    for name in probes:
+    names = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    probes = dict.fromkeys(names, False)
+    for name in names:
         monkeypatch.setattr(backbones.torch.cpu, name, lambda name=name: probes[name], raising=False)
     assert backbones.cpu_bf16_units() is None
     probes["_is_avx512_bf16_supported"] = True  # AMD EPYC Zen 4

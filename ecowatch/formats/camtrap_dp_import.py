@@ -113,7 +113,7 @@ def _deployments(pkg: CamtrapPackage) -> list[Deployment]:
                 camera_id=row.get("camera_id", ""),
                 camera_model=row.get("camera_model", ""),
                 setup_notes=row.get("deployment_comments", ""),
-                habitat=str(row.get("habitat", "")).strip(),
+                habitat=row.get("habitat", ""),
             )
         )
     return out

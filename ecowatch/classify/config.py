@@ -66,6 +66,8 @@ class DataConfig(_Strict):
         crop_size: side in pixels of the cached crops.
         input_size: side in pixels of the network input (at most ``crop_size``).
         padding: context around each box, as a fraction of its longer side on each side.
+        max_aspect: how elongated the crop window may follow an elongated box before it is
+            stretched to the square crop (1: square windows; see :mod:`ecowatch.classify.crops`).
         autocontrast: stretch each crop's grey levels (1st..99th percentile) before the network.
         min_box_px: leave out labelled boxes whose longer side is below this many pixels.
         exclude_taxa: taxon ids never used (people are the detector's class, not a species).
@@ -81,6 +83,7 @@ class DataConfig(_Strict):
     crop_size: int = Field(128, ge=16, le=1024)
     input_size: int = Field(112, ge=16, le=1024)
     padding: float = Field(0.15, ge=0.0, le=2.0)
+    max_aspect: float = Field(1.0, ge=1.0, le=8.0)
     autocontrast: bool = True
     min_box_px: float = Field(0.0, ge=0.0)
     exclude_taxa: tuple[str, ...] = ("homo_sapiens",)

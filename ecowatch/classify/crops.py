@@ -7,6 +7,14 @@ of the square outside the image are filled with a constant grey level. The squar
 function :func:`crop_square` is used for training (through the cache) and inference, so both see
 the same pixels.
 
+With ``max_aspect`` above 1 the window follows an elongated box instead: it is as long as the
+square's side but only ``1 / max_aspect`` of it across (never less than the padded box), and it is
+stretched to the square crop. A marten's box is about 2.8 times as wide as it is tall, so in the
+square window the animal fills a third of the crop's height; at ``max_aspect: 2`` it fills two
+thirds, and the throat bib and the forelegs that tell the two martens apart get twice the pixels.
+The distortion is the same for training and inference, as every crop goes through
+:func:`crop_window`.
+
 Sources of crops:
 
 - :func:`sources_from_coco`: boxes of a COCO Camera Traps file (``bbox`` ``[x, y, w, h]`` in
@@ -52,11 +60,14 @@ class CropGeometry:
         padding: context added on each side, as a fraction of the box's longer side (0.15: the
             square's side is 1.3 times the longer side).
         fill: grey level (0-255) of the parts of the square outside the image.
+        max_aspect: how elongated the window may be (its longer over its shorter side) before it
+            is stretched to the square crop; 1 (the default): a square window, no stretching.
     """
 
     crop_size: int = 128
     padding: float = 0.15
     fill: int = 0
+    max_aspect: float = 1.0
 
     def __post_init__(self) -> None:
         if not 8 <= self.crop_size <= 1024:
@@ -65,6 +76,8 @@ class CropGeometry:
             raise ValueError(f"padding {self.padding} must be within 0..2 (a fraction of the box's longer side)")
         if not 0 <= self.fill <= 255:
             raise ValueError(f"fill {self.fill} must be a grey level within 0..255")
+        if not 1.0 <= self.max_aspect <= 8.0:
+            raise ValueError(f"max_aspect {self.max_aspect} must be within 1 (a square window) and 8")
 
 
 @dataclass(frozen=True)
@@ -92,45 +105,66 @@ class CropSource:
     media_id: str = ""
 
 
-def square_window(bbox_xywhn: Sequence[float], width: int, height: int, padding: float) -> tuple[int, int, int]:
-    """The square crop window of a box, in image pixels.
+def crop_window(bbox_xywhn: Sequence[float], width: int, height: int, padding: float,
+                max_aspect: float = 1.0) -> tuple[int, int, int, int]:
+    """The crop window of a box, in image pixels.
+
+    Its longer side is the box's longer side plus ``padding`` of it on each side; its shorter side
+    is the longer divided by ``max_aspect``, or the box's shorter side with the same padding if that
+    is more (1: a square), both centred on the box.
 
     Args:
         bbox_xywhn: top-left x, y, width, height normalised by the image size.
         width: image width in pixels.
         height: image height in pixels.
         padding: context on each side as a fraction of the box's longer side.
+        max_aspect: the longest the window may be against its width (>= 1).
 
     Returns:
-        (x0, y0, side): top-left corner (may be negative or beyond the image) and side, in pixels.
+        (x0, y0, window width, window height): top-left corner (may be negative or beyond the
+        image) and size, in pixels.
     """
     x, y, w, h = (float(v) for v in bbox_xywhn)
     bw, bh = max(w * width, 1.0), max(h * height, 1.0)
     cx, cy = (x + w / 2) * width, (y + h / 2) * height
-    side = max(int(round(max(bw, bh) * (1.0 + 2.0 * padding))), 2)
-    return int(round(cx - side / 2)), int(round(cy - side / 2)), side
+    long_side = max(bw, bh)
+    side = max(round(long_side * (1.0 + 2.0 * padding)), 2)
+    across = max(round(max(side / max_aspect, min(bw, bh) + 2.0 * padding * long_side)), 2)
+    across = min(across, side)
+    ww, wh = (side, across) if bw >= bh else (across, side)
+    return round(cx - ww / 2), round(cy - wh / 2), ww, wh
+
+
+def square_window(bbox_xywhn: Sequence[float], width: int, height: int, padding: float) -> tuple[int, int, int]:
+    """The square crop window of a box, in image pixels (:func:`crop_window` with ``max_aspect`` 1).
+
+    Returns:
+        (x0, y0, side): top-left corner (may be negative or beyond the image) and side, in pixels.
+    """
+    x0, y0, side, _ = crop_window(bbox_xywhn, width, height, padding)
+    return x0, y0, side
 
 
 def crop_square(image: np.ndarray, bbox_xywhn: Sequence[float], geometry: CropGeometry) -> np.ndarray:
-    """Cut the square crop of one box and resize it to ``geometry.crop_size``.
+    """Cut the crop window of one box (:func:`crop_window`) and resize it to the square ``geometry.crop_size``.
 
     Args:
         image: ``uint8`` array (height, width, 3), RGB, as displayed.
         bbox_xywhn: the box, top-left x, y, width, height normalised to 0..1.
-        geometry: crop size, padding and fill.
+        geometry: crop size, padding, fill and how elongated the window may be.
 
     Returns:
         ``uint8`` array (crop_size, crop_size, 3), RGB.
     """
     height, width = image.shape[:2]
-    x0, y0, side = square_window(bbox_xywhn, width, height, geometry.padding)
-    canvas = np.full((side, side, 3), geometry.fill, dtype=np.uint8)
+    x0, y0, ww, wh = crop_window(bbox_xywhn, width, height, geometry.padding, geometry.max_aspect)
+    canvas = np.full((wh, ww, 3), geometry.fill, dtype=np.uint8)
     ix0, iy0 = max(x0, 0), max(y0, 0)
-    ix1, iy1 = min(x0 + side, width), min(y0 + side, height)
+    ix1, iy1 = min(x0 + ww, width), min(y0 + wh, height)
     if ix1 > ix0 and iy1 > iy0:
         canvas[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = image[iy0:iy1, ix0:ix1]
     size = geometry.crop_size
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    interpolation = cv2.INTER_AREA if max(ww, wh) > size else cv2.INTER_LINEAR
     return cv2.resize(canvas, (size, size), interpolation=interpolation)
 
 
@@ -284,6 +318,8 @@ class CropCache:
         g = self.geometry
         box = ",".join(f"{float(v):.6f}" for v in bbox_xywhn)
         text = f"{image_sha256}|{box}|{g.crop_size}|{g.padding:.6f}|{g.fill}"
+        if g.max_aspect != 1.0:  # square crops keep the keys they had before the option existed
+            text += f"|{g.max_aspect:.6f}"
         return hashlib.sha1(text.encode()).hexdigest()
 
     def path(self, image_sha256: str, bbox_xywhn: Sequence[float]) -> Path:

@@ -280,7 +280,7 @@ def train_classifier(
     if missing_holdout:
         log.warning("held-out species %s have no labelled crops; they cannot be evaluated", missing_holdout)
     taxonomy = ClassTaxonomy.from_taxa(taxa, class_ids)
-    geometry = CropGeometry(cfg.data.crop_size, cfg.data.padding)
+    geometry = CropGeometry(cfg.data.crop_size, cfg.data.padding, max_aspect=cfg.data.max_aspect)
     preprocessing = Preprocessing(geometry=geometry, input_size=cfg.data.input_size, autocontrast=cfg.data.autocontrast)
     crops = _cache_crops(sources, CropCache(cache_dir, geometry), workers=cfg.data.cache_workers)
     split = split_crops(crops, class_ids, cfg)

@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecowatch.classify.crops import CropCache, CropGeometry, crop_square, read_crop, sources_from_coco, square_window
+from ecowatch.classify.crops import (
+    CropCache,
+    CropGeometry,
+    crop_square,
+    crop_window,
+    read_crop,
+    sources_from_coco,
+    square_window,
+)
 from ecowatch.errors import InputDataError
 
 from .data import fake_image
@@ -31,6 +39,29 @@ def test_crop_keeps_the_box_and_fills_outside_the_image() -> None:
     corner = crop_square(image, (0.0, 0.0, 0.1, 0.2), geometry)  # a box at the top-left corner
     assert corner[0, 0].tolist() == [0, 0, 0]  # outside the image: the fill value
     assert corner[-1, -1].tolist() == [50, 50, 50]
+
+
+def test_elongated_window_follows_the_box_up_to_max_aspect() -> None:
+    box = (0.4, 0.4, 0.3, 0.1)  # 300 x 100 px in a 1000 x 1000 image
+    assert crop_window(box, 1000, 1000, 0.05) == (*square_window(box, 1000, 1000, 0.05), 330)  # 1: the square
+    x0, y0, ww, wh = crop_window(box, 1000, 1000, 0.05, max_aspect=2.0)
+    assert (ww, wh) == (330, 165)  # as long as the square, half as high
+    assert (x0 + ww / 2, y0 + wh / 2) == pytest.approx((550, 450), abs=0.5)  # centred on the box
+    assert crop_window(box, 1000, 1000, 0.05, max_aspect=8.0)[2:] == (330, 130)  # never cuts into the padded box
+    assert crop_window((0.4, 0.4, 0.1, 0.3), 1000, 1000, 0.05, max_aspect=2.0)[2:] == (165, 330)  # upright box
+
+
+def test_elongated_crop_stretches_the_animal_across_the_square() -> None:
+    image = fake_image(box=(40, 45, 120, 10), background=50, value=200)  # a long, low animal in 200x100
+    box = (0.2, 0.45, 0.6, 0.1)
+    rows = {}
+    for aspect in (1.0, 3.0):
+        crop = crop_square(image, box, CropGeometry(crop_size=64, padding=0.0, max_aspect=aspect))
+        assert crop.shape == (64, 64, 3)
+        rows[aspect] = int((crop[:, 32, 0] > 125).sum())  # rows of the animal in the middle column
+    assert rows[1.0] <= 6 and rows[3.0] >= 2.5 * rows[1.0]  # about three times the pixels across its body
+    with pytest.raises(ValueError, match="max_aspect"):
+        CropGeometry(max_aspect=0.5)
 
 
 def test_coco_sources_keep_labelled_animals_only(tiny_dump: Path) -> None:
@@ -67,6 +98,8 @@ def test_cache_is_built_once_and_keyed_by_geometry(tiny_sources: list, tmp_path:
     assert [p.stat().st_mtime_ns for p in paths] == mtimes
     other = CropCache(tmp_path / "cache", CropGeometry(crop_size=40, padding=0.3)).build(sources)
     assert set(other).isdisjoint(paths)  # another geometry never reuses a crop
+    stretched = CropCache(tmp_path / "cache", CropGeometry(crop_size=40, max_aspect=2.0))
+    assert stretched.path("0" * 64, (0.1, 0.1, 0.2, 0.1)) != cache.path("0" * 64, (0.1, 0.1, 0.2, 0.1))
 
 
 def test_unreadable_image_loses_only_its_crops(tiny_sources: list, tmp_path: Path) -> None:

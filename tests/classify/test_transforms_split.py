@@ -26,6 +26,9 @@ def test_transforms_give_normalised_tensors_of_the_input_size() -> None:
     evaluated = eval_transform(pre)
     assert torch.equal(evaluated(image=crop)["image"], evaluated(image=crop)["image"])  # no randomness at eval
     assert Preprocessing.from_record(pre.to_record()) == pre
+    older = pre.to_record()
+    del older["geometry"]["max_aspect"]  # a checkpoint from before elongated windows: square crops
+    assert Preprocessing.from_record(older) == pre and pre.geometry.max_aspect == 1.0
     with pytest.raises(ValueError, match="input_size 64 is larger than crop_size 48"):
         Preprocessing(geometry=CropGeometry(crop_size=48), input_size=64)
 

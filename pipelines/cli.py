@@ -207,8 +207,7 @@ def plausible(config: str, overrides: tuple[str, ...], month: int, location: str
                           "fuse.context=context_model) or build one with `ecowatch train context`.")
     graph = load_knowledge_graph(cfg.catalog.get(cfg.config.fuse.context).path)
     where = graph.place(location_id=location, deployment_id=deployment, latitude=lat, longitude=lon, habitat=habitat)
-    answers = graph.plausible_taxa(month=month, location_id=location, deployment_id=deployment, latitude=lat,
-                                   longitude=lon, habitat=habitat, min_probability=min_probability)
+    answers = graph.plausible_at(where, month=month, min_probability=min_probability)
     known = where.location_id or "a place the model has no labels from"
     click.echo(f"context model {graph.version}: {known}, region {where.region_id or 'none'}, habitat "
                f"{where.habitat or 'unknown'}, month {month}; prior from the {answers[0].level if answers else '-'} "

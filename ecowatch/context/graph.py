@@ -229,6 +229,12 @@ class KnowledgeGraph:
         Raises:
             InputDataError: a month outside 1..12 or a latitude outside -90..90.
         """
+        where = self.place(location_id=location_id, deployment_id=deployment_id, latitude=latitude,
+                           longitude=longitude, habitat=habitat)
+        return self.plausible_at(where, month=month, min_probability=min_probability)
+
+    def plausible_at(self, where: Place, *, month: int, min_probability: float = 0.01) -> list[PlausibleTaxon]:
+        """:meth:`plausible_taxa` at a place already resolved by :meth:`place`."""
         from ecowatch.classify.taxonomy import ClassTaxonomy
         from ecowatch.context.priors import ContextPriors
 
@@ -236,8 +242,6 @@ class KnowledgeGraph:
         if not species:
             return []
         priors = ContextPriors(self, ClassTaxonomy.from_taxa(self.taxa, species))
-        where = self.place(location_id=location_id, deployment_id=deployment_id, latitude=latitude,
-                           longitude=longitude, habitat=habitat)
         season = season_of(month, where.latitude if where.latitude is not None else 0.0)
         prior = priors.place_prior(where, season)
         probability = prior.probabilities * priors.range_factors(where)

@@ -118,7 +118,7 @@ def crop_window(bbox_xywhn: Sequence[float], width: int, height: int, padding: f
         width: image width in pixels.
         height: image height in pixels.
         padding: context on each side as a fraction of the box's longer side.
-        max_aspect: the longest the window may be against its width (>= 1).
+        max_aspect: how many times longer than across the window may be (>= 1).
 
     Returns:
         (x0, y0, window width, window height): top-left corner (may be negative or beyond the
@@ -133,16 +133,6 @@ def crop_window(bbox_xywhn: Sequence[float], width: int, height: int, padding: f
     across = min(across, side)
     ww, wh = (side, across) if bw >= bh else (across, side)
     return round(cx - ww / 2), round(cy - wh / 2), ww, wh
-
-
-def square_window(bbox_xywhn: Sequence[float], width: int, height: int, padding: float) -> tuple[int, int, int]:
-    """The square crop window of a box, in image pixels (:func:`crop_window` with ``max_aspect`` 1).
-
-    Returns:
-        (x0, y0, side): top-left corner (may be negative or beyond the image) and side, in pixels.
-    """
-    x0, y0, side, _ = crop_window(bbox_xywhn, width, height, padding)
-    return x0, y0, side
 
 
 def crop_square(image: np.ndarray, bbox_xywhn: Sequence[float], geometry: CropGeometry) -> np.ndarray:

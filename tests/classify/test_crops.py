@@ -15,7 +15,6 @@ from ecowatch.classify.crops import (
     crop_window,
     read_crop,
     sources_from_coco,
-    square_window,
 )
 from ecowatch.errors import InputDataError
 
@@ -24,8 +23,8 @@ from .data import fake_image
 
 def test_square_window_is_centred_with_context() -> None:
     # a 40x20 px box at (80, 30) in a 200x100 image; padding 0.25 of the longer side on each side
-    x0, y0, side = square_window((0.4, 0.3, 0.2, 0.2), 200, 100, 0.25)
-    assert side == 60  # 40 * (1 + 2 * 0.25)
+    x0, y0, side, across = crop_window((0.4, 0.3, 0.2, 0.2), 200, 100, 0.25)
+    assert side == across == 60  # 40 * (1 + 2 * 0.25), square with the default max_aspect 1
     assert (x0 + side / 2, y0 + side / 2) == (100, 40)  # the box centre
 
 
@@ -43,7 +42,7 @@ def test_crop_keeps_the_box_and_fills_outside_the_image() -> None:
 
 def test_elongated_window_follows_the_box_up_to_max_aspect() -> None:
     box = (0.4, 0.4, 0.3, 0.1)  # 300 x 100 px in a 1000 x 1000 image
-    assert crop_window(box, 1000, 1000, 0.05) == (*square_window(box, 1000, 1000, 0.05), 330)  # 1: the square
+    assert crop_window(box, 1000, 1000, 0.05)[2:] == (330, 330)  # 1: the square
     x0, y0, ww, wh = crop_window(box, 1000, 1000, 0.05, max_aspect=2.0)
     assert (ww, wh) == (330, 165)  # as long as the square, half as high
     assert (x0 + ww / 2, y0 + wh / 2) == pytest.approx((550, 450), abs=0.5)  # centred on the box

@@ -116,12 +116,23 @@ def taxon_lineage(taxon_id: str, taxonomy: Mapping[str, Taxon]) -> str:
     return ";".join(reversed(names))
 
 
-def _completion_time(conn: sa.Connection, run_ids: set[str]) -> str:
-    """When the last of some runs finished (UTC), or now when none of them recorded it."""
+def _completion_time(conn: sa.Connection, run_ids: set[str], dump_id: str) -> str:
+    """When the last of some runs finished (UTC).
+
+    Without a recorded finish (a dump no detector has processed yet), the time the dump's ingest
+    last finished (or started) stands in, so one store always exports the same bytes; the clock
+    is the last resort, for a store whose runs table lost those rows.
+    """
     finished = None
     if run_ids:
         finished = conn.execute(
             sa.select(sa.func.max(S.runs.c.finished_at)).where(S.runs.c.run_id.in_(sorted(run_ids)))
+        ).scalar_one_or_none()
+    if finished is None:
+        ingest_runs = sa.select(S.media.c.ingest_run_id).where(S.media.c.dump_id == dump_id).distinct()
+        finished = conn.execute(
+            sa.select(sa.func.max(sa.func.coalesce(S.runs.c.finished_at, S.runs.c.started_at)))
+            .where(S.runs.c.run_id.in_(ingest_runs))
         ).scalar_one_or_none()
     if finished is None:
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -306,7 +317,7 @@ def _build(
         info: dict = {
             "format_version": FORMAT_VERSION,
             "detector": detector_name,
-            "detection_completion_time": _completion_time(conn, {r.run_id for r in done_rows}),
+            "detection_completion_time": _completion_time(conn, {r.run_id for r in done_rows}, dump_id),
             "detector_metadata": {
                 "megadetector_version": version or "unknown",
                 "typical_detection_threshold": thresholds[0],
@@ -324,7 +335,7 @@ def _build(
                     raise StoreError(f"no detection of dump {dump_id!r} was classified by {model[0]}/{model[1]}; "
                                      f"models in the store for it: {_models_of(conn, ids) or 'none'}.")
                 info["classifier"] = f"{model[0]}/{model[1]}"
-                info["classification_completion_time"] = _completion_time(conn, class_runs)
+                info["classification_completion_time"] = _completion_time(conn, class_runs, dump_id)
     if scores:
         taxa = sorted({taxon for top in scores.values() for taxon, _ in top})
         class_ids = {taxon: str(i) for i, taxon in enumerate(taxa)}

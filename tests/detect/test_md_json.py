@@ -174,6 +174,19 @@ def test_options(store: Store, tmp_path: Path) -> None:
     assert ids
 
 
+def test_completion_time_of_an_undetected_dump_is_its_ingest_time(store: Store, tmp_path: Path) -> None:
+    add_dump(store, DUMP, root=str(tmp_path / "dump"), deployments=("dep-a",))
+    for index in range(2):
+        add_media(store, DUMP, f"dep-a/{index}.JPG", deployment_id="dep-a", index=index, detected=False)
+    first = json.loads(export_megadetector_json(store, tmp_path / "a.json", dump_id=DUMP).read_text())
+    assert first["info"]["detection_completion_time"] == "2026-05-01 07:00:00"  # the ingest run's finish, not now
+    assert {im["failure"] for im in first["images"]} == {"not processed by detector version (none)"}
+    with store.transaction() as conn:  # an ingest that never recorded its finish: its start stands in
+        conn.execute(S.runs.update().where(S.runs.c.run_id == RUN_ID).values(finished_at=None))
+    second = json.loads(export_megadetector_json(store, tmp_path / "b.json", dump_id=DUMP).read_text())
+    assert second["info"]["detection_completion_time"] == "2026-05-01 06:00:00"
+
+
 def test_errors(store: Store, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no media"):
         export_megadetector_json(store, tmp_path / "x.json", dump_id=DUMP)

@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--backbone", default=None, help="override model.backbone")
     parser.add_argument("--input-size", type=int, default=None, help="override data.input_size")
     parser.add_argument("--epochs", type=int, default=None, help="override train.max_epochs")
-    parser.add_argument("--minutes", type=float, default=15.0, help="hard stop of the training loop (minutes); 0: none, the run trains its --epochs "
+    parser.add_argument("--minutes", type=float, default=15.0,
+                        help="hard stop of the training loop (minutes); 0: none, the run trains its --epochs "
                              "(e.g. to compare 1 and 2 DDP processes, whose schedules do not follow a time budget)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: every core)")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers")
@@ -141,7 +142,8 @@ def main() -> None:
     say(f"recipe: {config.model.backbone} at {config.data.input_size} px (crops {config.data.crop_size} px), "
           f"{config.train.max_epochs} epochs, global batch {config.train.batch_size} over "
           f"{config.train.world_size} process(es), lr {config.train.lr}, "
-          f"hard stop {f'{args.minutes:.0f} min' if args.minutes else 'none'}, held out: {list(config.data.holdout_species)}", flush=True)
+          f"hard stop {f'{args.minutes:.0f} min' if args.minutes else 'none'}, "
+          f"held out: {list(config.data.holdout_species)}", flush=True)
 
     target = None if args.no_tracking else tracking_target(str((workdir / "mlflow" / "mlflow.db").resolve()))
     started = time.perf_counter()

@@ -14,7 +14,7 @@ offline machine, copy the file named by :func:`weights_filename` into that folde
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -37,8 +37,9 @@ class BackboneEntry:
     """One registered backbone.
 
     Attributes:
-        name: the torchvision builder (``torchvision.models.<name>``).
-        weights: the torchvision ImageNet weights enum, e.g. ``ResNet18_Weights.IMAGENET1K_V1``.
+        name: the torchvision builder (``torchvision.models.<name>``), or the registry name of ``builder``.
+        weights: the torchvision ImageNet weights enum, e.g. ``ResNet18_Weights.IMAGENET1K_V1``; None where
+            no ImageNet weights are published (always random initialisation).
         input_size: a suggested network input size in pixels for camera-trap crops.
         target: ``cpu`` (trains in minutes on a laptop CPU at ~96-128 px) or ``gpu``.
         cpu_bf16: bf16 mixed precision speeds its training up on a CPU with bf16 matrix units (see
@@ -46,14 +47,47 @@ class BackboneEntry:
             thread, AMX: 64 -> 123 crops/s), false for depthwise-separable ones, which run slower in
             bf16 there (MobileNetV3-Small: 313 -> 144 crops/s).
         licence: licence of the ImageNet weights.
+        builder: makes the network (1000 classes) where ``torchvision.models.<name>`` does not exist.
     """
 
     name: str
-    weights: str
+    weights: str | None
     input_size: int
     target: Literal["cpu", "gpu"]
     cpu_bf16: bool = False
     licence: str = "BSD-3-Clause (torchvision)"
+    builder: Callable[[], nn.Module] | None = None
+
+
+def resnet_at_width(layers: tuple[int, int, int, int], widths: tuple[int, int, int, int],
+                    num_classes: int = 1000) -> nn.Module:
+    """torchvision's ResNet of basic blocks (``layers`` blocks per stage) with ``widths`` channels per stage
+    instead of 64-128-256-512, initialised as torchvision initialises its ResNets.
+
+    ResNet18 at half width (32-64-128-256) has a quarter of the multiply-adds and trains 3.2 times as
+    fast on a 2-core AMD EPYC (bf16, 96 px, batch 64: 541 against 167 crops/s of bare training steps).
+    """
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    model = ResNet(BasicBlock, list(layers), num_classes=num_classes)
+    model.inplanes = widths[0]
+    model.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(widths[0])
+    for stage, (blocks, width) in enumerate(zip(layers, widths, strict=True), start=1):
+        setattr(model, f"layer{stage}", model._make_layer(BasicBlock, width, blocks, stride=1 if stage == 1 else 2))
+    model.fc = nn.Linear(widths[-1], num_classes)
+    for module in model.modules():  # torchvision's ResNet initialisation, for the rebuilt layers
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.constant_(module.weight, 1)
+            nn.init.constant_(module.bias, 0)
+    return model
+
+
+def resnet18_half() -> nn.Module:
+    """ResNet18 at half width (32-64-128-256 channels): see :func:`resnet_at_width`."""
+    return resnet_at_width((2, 2, 2, 2), (32, 64, 128, 256))
 
 
 BACKBONES: Mapping[str, BackboneEntry] = {
@@ -61,6 +95,7 @@ BACKBONES: Mapping[str, BackboneEntry] = {
     for e in (
         BackboneEntry("mobilenet_v3_small", "MobileNet_V3_Small_Weights.IMAGENET1K_V1", 112, "cpu"),
         BackboneEntry("resnet18", "ResNet18_Weights.IMAGENET1K_V1", 112, "cpu", cpu_bf16=True),
+        BackboneEntry("resnet18_half", None, 96, "cpu", cpu_bf16=True, builder=resnet18_half),
         BackboneEntry("regnet_y_400mf", "RegNet_Y_400MF_Weights.IMAGENET1K_V2", 112, "cpu", cpu_bf16=True),
         BackboneEntry("mobilenet_v3_large", "MobileNet_V3_Large_Weights.IMAGENET1K_V2", 160, "gpu"),
         BackboneEntry("efficientnet_b0", "EfficientNet_B0_Weights.IMAGENET1K_V1", 224, "gpu"),
@@ -101,11 +136,13 @@ def cpu_bf16_units() -> str | None:
     return None
 
 
-def weights_filename(name: str) -> str:
-    """The file name torch hub stores the backbone's ImageNet weights under (e.g. ``resnet18-f37072fd.pth``)."""
+def weights_filename(name: str) -> str | None:
+    """The file name torch hub stores the backbone's ImageNet weights under (e.g. ``resnet18-f37072fd.pth``),
+    or None for a backbone without published ImageNet weights."""
     from torchvision.models import get_weight
 
-    return get_weight(get_backbone(name).weights).url.rsplit("/", 1)[-1]
+    weights = get_backbone(name).weights
+    return None if weights is None else get_weight(weights).url.rsplit("/", 1)[-1]
 
 
 def hub_checkpoint_dir() -> Path:
@@ -134,9 +171,11 @@ def build_backbone(name: str, num_classes: int, *, pretrained: bool = True,
     """
     import torchvision
 
-    get_backbone(name)
-    model = torchvision.models.get_model(name, weights=None)
-    if pretrained:
+    entry = get_backbone(name)
+    model = entry.builder() if entry.builder is not None else torchvision.models.get_model(name, weights=None)
+    if pretrained and entry.weights is None:
+        log.warning("backbone %s: no ImageNet weights are published for it; training from random weights.", name)
+    elif pretrained:
         path = Path(weights_dir or hub_checkpoint_dir()) / weights_filename(name)
         if path.is_file():
             try:

@@ -21,7 +21,8 @@ from ecowatch.errors import ConfigError, ModelNotFoundError
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_every_registered_backbone_builds_with_its_head(name: str) -> None:
     entry = BACKBONES[name]
-    assert weights_filename(name).endswith(".pth") and entry.target in ("cpu", "gpu")
+    assert entry.target in ("cpu", "gpu")
+    assert weights_filename(name).endswith(".pth") if entry.weights else weights_filename(name) is None
     if entry.target == "gpu":  # shapes only, on the meta device: the large backbones build in milliseconds
         with torch.device("meta"):
             model = build_backbone(name, 7, pretrained=False).eval()
@@ -33,7 +34,30 @@ def test_every_registered_backbone_builds_with_its_head(name: str) -> None:
             embeddings, logits = embeddings_and_logits(model, torch.zeros(2, 3, 32, 32))
     assert logits.shape == (2, 7)
     # the knn open-set score's embedding: the pooled image features entering the head
-    assert embeddings.shape == (2, embedding_layer(model).in_features) and embeddings.shape[1] >= 368
+    assert embeddings.shape == (2, embedding_layer(model).in_features) and embeddings.shape[1] >= 256
+
+
+def test_resnet18_at_half_width_is_torchvisions_resnet18_with_half_the_channels(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import torchvision
+
+    full = torchvision.models.resnet18(num_classes=7)
+    with caplog.at_level(logging.WARNING, logger="ecowatch.classify.backbones"):
+        half = build_backbone("resnet18_half", 7, pretrained=True)  # no published weights: random, said so
+    assert "no ImageNet weights are published" in caplog.text
+    assert type(half) is type(full) and [type(m) for m in half.modules()] == [type(m) for m in full.modules()]
+    for (name, p_half), (_, p_full) in zip(half.named_parameters(), full.named_parameters(), strict=True):
+        if p_full.dim() == 4:  # every convolution has half the filters (the stem's 3 input channels stay)
+            assert p_half.shape[0] * 2 == p_full.shape[0], name
+            assert p_half.shape[1] * (1 if p_full.shape[1] == 3 else 2) == p_full.shape[1], name
+    assert half.fc.in_features == 256 and half.fc.out_features == 7
+    n_half, n_full = (sum(p.numel() for p in m.parameters()) for m in (half, full))
+    assert 0.24 < n_half / n_full < 0.26  # a quarter of the weights (and of the multiply-adds)
+    stds = [m.weight.std().item() for m in half.modules() if isinstance(m, torch.nn.Conv2d)]
+    fan_out = [m.weight[0].numel() // m.in_channels * m.out_channels for m in half.modules()
+               if isinstance(m, torch.nn.Conv2d)]
+    for std, fan in zip(stds, fan_out, strict=True):  # torchvision's Kaiming (fan-out) initialisation
+        assert std == pytest.approx((2 / fan) ** 0.5, rel=0.25)
 
 
 @pytest.mark.parametrize("units", ["amx", "avx512_bf16"])

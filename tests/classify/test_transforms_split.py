@@ -13,7 +13,13 @@ from ecowatch.classify.crops import CropCache, CropGeometry
 from ecowatch.classify.datamodule import ClassifierDataModule, LabelledCrop, balanced_weights
 from ecowatch.classify.split import split_locations
 from ecowatch.classify.taxonomy import ClassTaxonomy
-from ecowatch.classify.transforms import Preprocessing, eval_transform, stretch_contrast, train_transform
+from ecowatch.classify.transforms import (
+    Preprocessing,
+    eval_transform,
+    grey_level_percentiles,
+    stretch_contrast,
+    train_transform,
+)
 from ecowatch.errors import ConfigError
 
 
@@ -40,6 +46,23 @@ def test_contrast_stretch_spreads_dark_crops_and_spares_flat_ones() -> None:
     flat = np.full((32, 32, 3), 20, dtype=np.uint8)
     flat[0, 0] = 24
     assert stretch_contrast(flat).max() < 100  # a near-flat crop is not blown up into noise
+
+
+def test_histogram_percentiles_are_numpys_bit_for_bit() -> None:
+    rng = np.random.default_rng(1)
+    for i in range(400):
+        h, w = (int(v) for v in rng.integers(1, 130, 2))
+        if i % 3 == 0:
+            image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        elif i % 3 == 1:  # dark, narrow histograms, as infrared crops at night
+            image = np.clip(rng.normal(rng.uniform(0, 255), rng.uniform(0, 30), (h, w, 3)), 0, 255).astype(np.uint8)
+        else:
+            image = np.full((h, w, 3), int(rng.integers(0, 256)), dtype=np.uint8)
+        q = (1.0, 99.0) if i % 2 else tuple(rng.uniform(0, 100, 3))
+        assert np.array_equal(grey_level_percentiles(image, q), np.percentile(image, q)), (image.shape, q)
+        lo, hi = np.percentile(image, (1.0, 99.0))  # the stretch as it was first written: same bytes
+        lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / max(float(hi - lo), 12.0)), 0, 255)
+        assert np.array_equal(stretch_contrast(image), lut.astype(np.uint8)[image])
 
 
 def _counts(spec: dict[str, dict[str, int]]) -> dict[str, Counter]:

@@ -12,6 +12,8 @@ backbone           registered backbone name (:mod:`ecowatch.classify.backbones`)
 taxonomy           class ids in output order and every ancestor (id, name, rank, parent)
 preprocessing      crop size, context padding, fill, input size, contrast stretch, mean/std
 temperature        calibration temperature (divide the logits by it)
+test_time_flip     score each crop and its mirror image, averaging logits and embeddings (absent in
+                   older checkpoints: false); the calibration and unknown threshold were fitted so
 class_bias         calibration bias per class, added after (absent in older checkpoints: zeros)
 open_set           unknown-species method, threshold, scale, known recall (knn: k and the embedding bank)
 state_dict         the network's weights (float32; float16 in a copy made by :func:`compact_classifier`)
@@ -65,6 +67,8 @@ class SpeciesClassifier:
         path: the checkpoint file, when loaded from one.
         class_bias: calibration bias per class (``softmax(logits / temperature + class_bias)``), or
             None (zeros).
+        test_time_flip: every crop is scored with its mirror image (see
+            :func:`~ecowatch.classify.openset.embeddings_and_logits`); its calibration was fitted so.
     """
 
     network: nn.Module
@@ -78,6 +82,7 @@ class SpeciesClassifier:
     metrics: dict[str, float] = field(default_factory=dict)
     path: Path | None = None
     class_bias: torch.Tensor | None = None
+    test_time_flip: bool = False
 
     @torch.no_grad()
     def scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -91,20 +96,20 @@ class SpeciesClassifier:
             0..1, logits (N, classes); all ``float32``.
         """
         return score_batch(self.network, images, temperature=self.temperature, class_bias=self.class_bias,
-                           open_set=self.open_set)
+                           open_set=self.open_set, flip=self.test_time_flip)
 
 
 def score_batch(network: nn.Module, images: torch.Tensor, *, temperature: float, class_bias: torch.Tensor | None,
-                open_set: OpenSetCalibration) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                open_set: OpenSetCalibration, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward pass: calibrated probabilities, unknown scores and raw logits (``float32``).
 
-    The image embeddings are read from the same pass when the open-set score needs them.
+    The image embeddings are read from the same pass when the open-set score needs them. With
+    ``flip`` (a checkpoint's ``test_time_flip``) the logits and embeddings are those of each crop
+    averaged with its mirror image's.
     """
-    images = channels_last(images)
-    if open_set.needs_embeddings:
-        embeddings, logits = embeddings_and_logits(network, images)
-    else:
-        embeddings, logits = None, network(images).float()
+    embeddings, logits = embeddings_and_logits(network, channels_last(images), flip=flip)
+    if not open_set.needs_embeddings:
+        embeddings = None
     probs = torch.softmax(calibrated(logits, temperature, class_bias), dim=1).float()
     return probs, open_set.unknown_score(logits, embeddings).float(), logits
 
@@ -121,6 +126,7 @@ def save_classifier(
     open_set: OpenSetCalibration,
     metrics: Mapping[str, float] | None = None,
     class_bias: torch.Tensor | None = None,
+    test_time_flip: bool = False,
 ) -> Path:
     """Write a standalone checkpoint (atomically: a temporary file renamed into place).
 
@@ -139,6 +145,7 @@ def save_classifier(
         "temperature": float(temperature),
         "class_bias": [float(v) for v in class_bias] if class_bias is not None else None,
         "open_set": open_set.to_record(),
+        "test_time_flip": bool(test_time_flip),
         "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -238,6 +245,7 @@ def load_classifier(path: Path, *, map_location: str | torch.device = "cpu") -> 
             metrics=dict(record.get("metrics", {})),
             path=path,
             class_bias=_class_bias(record.get("class_bias"), taxonomy.num_classes),
+            test_time_flip=bool(record.get("test_time_flip", False)),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, InputDataError, ConfigError) as exc:
         raise ModelNotFoundError(f"{path}: damaged classifier checkpoint ({type(exc).__name__}: {exc}).") from exc

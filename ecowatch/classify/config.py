@@ -115,6 +115,10 @@ class ModelConfig(_Strict):
         label_smoothing: label smoothing of the species cross-entropy.
         rank_weights: weight of the loss at coarser ranks (probabilities summed over the species
             below each taxon).
+        test_time_flip: score every crop together with its mirror image and average the two (logits
+            and embeddings), at evaluation and in the nightly stage; the calibration, the unknown
+            threshold and the figures are fitted and measured so, and the checkpoint records it.
+            Twice the network's work per crop.
     """
 
     name: str = Field("ecowatch-species", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -122,6 +126,7 @@ class ModelConfig(_Strict):
     pretrained: bool = True
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
     rank_weights: dict[str, float] = Field(default_factory=lambda: {"genus": 0.5, "family": 0.25})
+    test_time_flip: bool = False
 
     @field_validator("backbone")
     @classmethod

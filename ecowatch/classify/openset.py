@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecowatch.classify.backbones import channels_last
+
 OpenSetMethod = Literal["knn", "energy", "max_logit", "msp"]
 OPEN_SET_METHODS: tuple[str, ...] = ("knn", "energy", "max_logit", "msp")
 #: Methods computed from the logits alone.
@@ -113,11 +115,25 @@ def tap_embeddings(network: nn.Module) -> Iterator[list[torch.Tensor]]:
         handle.remove()
 
 
-def embeddings_and_logits(network: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass: (N, D) image embeddings and (N, classes) raw logits, ``float32``."""
+def embeddings_and_logits(network: nn.Module, images: torch.Tensor, *,
+                          flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass: (N, D) image embeddings and (N, classes) raw logits, ``float32``.
+
+    Args:
+        network: a backbone from :func:`~ecowatch.classify.backbones.build_backbone`, in eval mode.
+        images: (N, 3, S, S) input tensors.
+        flip: test-time flip: the batch and its mirror image (left-right) go through the network
+            together, and each crop's embedding and logits are the mean of the two.
+    """
+    n = len(images)
+    if flip:
+        images = channels_last(torch.cat([images, torch.flip(images, dims=[3])]))
     with tap_embeddings(network) as captured:
         logits = network(images).float()
-    return captured[-1], logits
+    embeddings = captured[-1]
+    if flip:
+        return (embeddings[:n] + embeddings[n:]) / 2, (logits[:n] + logits[n:]) / 2
+    return embeddings, logits
 
 
 @dataclass(frozen=True, eq=False)

@@ -143,6 +143,7 @@ class ClassifierModule(L.LightningModule):
         self.temperature = classifier.temperature
         self.class_bias = classifier.class_bias
         self.open_set = classifier.open_set
+        self.test_time_flip = classifier.test_time_flip
         self.top_k = max(1, min(top_k, len(self.class_ids)))
 
     def on_predict_start(self) -> None:
@@ -159,7 +160,8 @@ class ClassifierModule(L.LightningModule):
     def predict_step(self, batch: CropBatch, batch_idx: int, dataloader_idx: int = 0) -> list[DetectionScores]:
         """Top-k calibrated probabilities and the unknown score of every detection of a batch."""
         probs, unknown_scores, _ = score_batch(self.network, batch.images, temperature=self.temperature,
-                                               class_bias=self.class_bias, open_set=self.open_set)
+                                               class_bias=self.class_bias, open_set=self.open_set,
+                                               flip=self.test_time_flip)
         top = probs.topk(self.top_k, dim=1)
         unknown = unknown_scores.cpu().tolist()
         values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()

@@ -54,9 +54,9 @@ from ecowatch.classify.openset import (
     auroc,
     choose_open_set_method,
     embedding_bank,
+    embeddings_and_logits,
     fit_open_set,
     open_set_aurocs,
-    tap_embeddings,
 )
 from ecowatch.classify.split import LocationSplit, split_locations
 from ecowatch.classify.taxonomy import ClassTaxonomy
@@ -297,7 +297,8 @@ def train_classifier(
         if trainer.global_rank != 0:  # DDP: the weights are the same on every rank; rank 0 does the rest
             return None
         network = task.model.eval()
-        outputs = {name: _outputs(network, datamodule.loader(name), task.device) for name in datamodule.datasets}
+        outputs = {name: _outputs(network, datamodule.loader(name), task.device, flip=cfg.model.test_time_flip)
+                   for name in datamodule.datasets}
         logits = {name: out[1] for name, out in outputs.items()}
         embeddings = {name: out[0] for name, out in outputs.items()}
         labels = {name: torch.tensor(data.labels, dtype=torch.long) for name, data in datamodule.datasets.items()}
@@ -495,14 +496,15 @@ def _fit(cfg: ClassifierTrainingConfig, crops: Sequence[Any], taxonomy: ClassTax
 
 
 @torch.no_grad()
-def _outputs(network: torch.nn.Module, loader: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image embeddings (N, D) and raw logits (N, classes) of a loader's crops, on the CPU."""
-    with tap_embeddings(network) as captured:
-        logits = [network(channels_last(images.to(device))).float().cpu() for images, _ in loader]
-        if not logits:  # the shapes from one blank image
-            blank = network(torch.zeros(1, 3, 32, 32, device=device))
-            return captured[-1][:0].cpu(), blank[:0].float().cpu()
-    return torch.cat([e.cpu() for e in captured]), torch.cat(logits)
+def _outputs(network: torch.nn.Module, loader: Any, device: torch.device, *,
+             flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image embeddings (N, D) and raw logits (N, classes) of a loader's crops, on the CPU (with
+    ``flip``, each averaged with its mirror image's: the model's ``test_time_flip``)."""
+    outputs = [embeddings_and_logits(network, channels_last(images.to(device)), flip=flip) for images, _ in loader]
+    if not outputs:  # the shapes from one blank image
+        embeddings, logits = embeddings_and_logits(network, torch.zeros(1, 3, 32, 32, device=device))
+        return embeddings[:0].cpu(), logits[:0].cpu()
+    return torch.cat([e.cpu() for e, _ in outputs]), torch.cat([logits.cpu() for _, logits in outputs])
 
 
 def _open_set_method(cfg: ClassifierTrainingConfig, logits: Mapping[str, torch.Tensor],
@@ -565,7 +567,7 @@ def _save(models_dir: Path, cfg: ClassifierTrainingConfig, network: torch.nn.Mod
     temperature, class_bias = calibration
     save_classifier(staging, network=network.cpu(), model_name=cfg.model.name, backbone=cfg.model.backbone,
                     taxonomy=taxonomy, preprocessing=preprocessing, temperature=temperature, open_set=open_set,
-                    metrics=metrics, class_bias=class_bias)
+                    metrics=metrics, class_bias=class_bias, test_time_flip=cfg.model.test_time_flip)
     final = folder / f"{cfg.model.name}-{checkpoint_version(staging)}.ckpt"
     staging.replace(final)
     return final

@@ -137,6 +137,38 @@ def test_checkpoint_round_trip_needs_only_the_file(tiny_taxa: dict, tmp_path: Pa
     assert not loaded.network.training
 
 
+def test_a_test_time_flip_checkpoint_scores_each_crop_with_its_mirror_image(tiny_taxa: dict, tmp_path: Path) -> None:
+    classes = ["vulpes_vulpes", "meles_meles", "sus_scrofa"]
+    torch.manual_seed(0)
+    network = build_backbone("resnet18_half", len(classes), pretrained=False).eval()
+    train = torch.randn(12, 3, 32, 32)
+    with torch.no_grad():
+        plain, _ = embeddings_and_logits(network, train)
+        mirrored, _ = embeddings_and_logits(network, torch.flip(train, dims=[3]))
+    bank = embedding_bank((plain + mirrored) / 2, torch.arange(3).repeat(4), per_class=4).half().float()
+    common = {"network": network, "model_name": "tiny", "backbone": "resnet18_half",
+              "taxonomy": ClassTaxonomy.from_taxa(tiny_taxa, classes),
+              "preprocessing": Preprocessing(geometry=CropGeometry(crop_size=40, padding=0.2), input_size=32),
+              "temperature": 1.5, "open_set": OpenSetCalibration("knn", -0.9, 0.05, 0.95, k=1, bank=bank)}
+    flipped = load_classifier(save_classifier(tmp_path / "flip.ckpt", test_time_flip=True, **common))
+    single = load_classifier(save_classifier(tmp_path / "one.ckpt", **common))
+    assert flipped.test_time_flip and not single.test_time_flip
+    x = train[:5]
+    with torch.no_grad():
+        expected = (network(x) + network(torch.flip(x, dims=[3]))) / 2
+    probs, unknown, logits = flipped.scores(x)
+    assert torch.allclose(logits, expected, atol=1e-5)  # the mean of the crop's and its mirror image's logits
+    assert torch.allclose(probs, torch.softmax(expected / 1.5, dim=1), atol=1e-6)
+    # the knn score takes the averaged embedding: each crop is its own bank entry (cos 1), as trained
+    expected_unknown = torch.sigmoid(torch.tensor((-1.0 + 0.9) / 0.05)).repeat(5)
+    assert unknown.tolist() == pytest.approx(expected_unknown.tolist(), abs=1e-3)
+    assert not torch.allclose(single.scores(x)[2], logits, atol=1e-3)  # without the flag: one pass, other logits
+    record = torch.load(tmp_path / "flip.ckpt", weights_only=True)
+    del record["test_time_flip"]  # a checkpoint written before the flag: one pass per crop
+    torch.save(record, tmp_path / "older.ckpt")
+    assert not load_classifier(tmp_path / "older.ckpt").test_time_flip
+
+
 def test_a_compact_copy_halves_the_file_and_scores_alike(tiny_taxa: dict, tmp_path: Path) -> None:
     classes = ["vulpes_vulpes", "meles_meles", "sus_scrofa"]
     torch.manual_seed(0)

@@ -11,8 +11,10 @@ import pytest
 import sqlalchemy as sa
 import torch
 
-from ecowatch.classify.checkpoint import load_classifier
+from ecowatch.classify.backbones import build_backbone
+from ecowatch.classify.checkpoint import load_classifier, save_classifier
 from ecowatch.classify.crops import crop_square
+from ecowatch.classify.openset import OpenSetCalibration
 from ecowatch.classify.stage import classify_stage
 from ecowatch.classify.transforms import eval_transform
 from ecowatch.classify.writer import CLASSIFY_UNREADABLE
@@ -130,6 +132,33 @@ def test_stage_scores_equal_the_checkpoint_on_the_same_crop(classify_env, tiny_c
     assert [r[4] for r in rows] == [classifier.taxonomy.class_ids[i] for i in top.indices.tolist()]
     assert np.allclose([r[5] for r in rows], top.values.tolist(), atol=1e-5)
     assert rows[0][7] == pytest.approx(float(unknown[0]), abs=1e-5)
+
+
+def test_a_test_time_flip_checkpoint_is_scored_so_in_the_stage(classify_env) -> None:
+    store, dump_root, _, models = classify_env
+    tiny = load_classifier(models / "species.ckpt")
+    torch.manual_seed(0)  # freshly initialised ResNet weights: the two-step tiny model scores every crop about alike
+    common = {"network": build_backbone("resnet18_half", tiny.taxonomy.num_classes, pretrained=False).eval(),
+              "model_name": "tiny-species", "backbone": "resnet18_half", "taxonomy": tiny.taxonomy,
+              "preprocessing": tiny.preprocessing, "temperature": 1.0,
+              "open_set": OpenSetCalibration("energy", threshold=-2.5, scale=0.7, known_recall=0.95)}
+    save_classifier(models / "single.ckpt", **common)
+    save_classifier(models / "flip.ckpt", test_time_flip=True, **common)  # each crop with its mirror image
+    config = ClassifyConfig(model=str(models / "flip.ckpt"), min_detection_conf=0.5, top_k=2, batch_size=3,
+                            workers=0, accelerator="cpu", threads=1)
+    classify_stage(store, dump_root=dump_root, dump_id=DUMP_ID, config=config, run_id="r", cache_dir=models)
+    detection_id, rows = next(iter(_classifications(store).items()))
+    with store.engine.connect() as conn:
+        det = conn.execute(sa.select(S.detections, S.media.c.relpath).join(S.media).where(
+            S.detections.c.detection_id == detection_id)).one()
+    flipped, single = load_classifier(models / "flip.ckpt"), load_classifier(models / "single.ckpt")
+    crop = crop_square(decode_image(dump_root / det.relpath), (det.x, det.y, det.w, det.h),
+                       flipped.preprocessing.geometry)
+    image = eval_transform(flipped.preprocessing)(image=crop)["image"][None]
+    probs, unknown, _ = flipped.scores(image)
+    assert np.allclose([r[5] for r in rows], torch.topk(probs[0], 2).values.tolist(), atol=1e-5)
+    assert rows[0][7] == pytest.approx(float(unknown[0]), abs=1e-5)
+    assert not torch.allclose(probs, single.scores(image)[0], atol=1e-3)  # one pass would have scored otherwise
 
 
 def test_unreadable_image_is_flagged_and_retried(classify_env) -> None:

@@ -33,6 +33,32 @@ def test_training_result_carries_checkpoint_and_figures(tiny_classifier) -> None
     assert metrics["val.nll_after"] <= metrics["val.nll_before"] + 1e-9  # the temperature never worsens val NLL
 
 
+def test_evaluation_outputs_with_test_time_flip_average_each_crop_and_its_mirror_image() -> None:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ecowatch.classify.backbones import build_backbone
+    from ecowatch.classify.openset import embeddings_and_logits
+    from ecowatch.classify.train import _outputs
+
+    torch.manual_seed(0)
+    network = build_backbone("resnet18_half", 4, pretrained=False).eval()
+    images = torch.randn(7, 3, 32, 32)
+    loader = DataLoader(TensorDataset(images, torch.zeros(7)), batch_size=3)
+    embeddings, logits = _outputs(network, loader, torch.device("cpu"), flip=True)
+    with torch.no_grad():
+        e_plain, l_plain = embeddings_and_logits(network, images)
+        e_mirror, l_mirror = embeddings_and_logits(network, torch.flip(images, dims=[3]))
+    assert torch.allclose(logits, (l_plain + l_mirror) / 2, atol=1e-5)
+    assert torch.allclose(embeddings, (e_plain + e_mirror) / 2, atol=1e-5)
+    assert not torch.allclose(logits, l_plain, atol=1e-3)
+    single = _outputs(network, loader, torch.device("cpu"))
+    assert torch.allclose(single[1], l_plain, atol=1e-5) and torch.allclose(single[0], e_plain, atol=1e-5)
+    empty = _outputs(network, DataLoader(TensorDataset(images[:0], torch.zeros(0)), batch_size=3), torch.device("cpu"),
+                     flip=True)
+    assert empty[0].shape == (0, 256) and empty[1].shape == (0, 4)
+
+
 def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 

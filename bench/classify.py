@@ -6,12 +6,16 @@ GPU is present) it measures, on crops of a generated camera-trap dump:
 - **training**: crops per second of Lightning training steps (class-balanced sampling, the
   training augmentations, forward, taxonomy-aware loss, backward, AdamW; the precision
   ``train.precision: auto`` picks: bf16/16-bit mixed on a GPU, bf16 on a CPU with AMX tiles or AVX512-BF16 for the
-  dense backbones, else float32), after ``--warmup`` steps;
+  dense backbones, else float32), after ``--warmup`` steps: the steps alone ("train"), and the whole
+  loop by the wall clock ("loop": waits for data included; with ``--workers 0`` the augmentations
+  run there, with workers they take cores from the steps);
 - **inference, network**: crops per second of the network alone on ready input tensors (channels-last
   memory, as the stage and the training use);
 - **inference, end to end**: crops per second of the classify stage's prediction loop (decode the
   JPEG, cut the crop, preprocess in DataLoader workers, forward, top-k, the knn unknown score
-  against a bank of 400 embeddings per class), without the store writes.
+  against a bank of 400 embeddings per class), without the store writes; once with one pass per
+  crop and once with test-time flip (each crop and its mirror image, ``model.test_time_flip``:
+  the recipe of ``conf/classifier.yaml``).
 
     python bench/classify.py                                   # CPU backbones, 640x360 dump generated once
     python bench/classify.py --backbones resnet18 --threads 2 --input-size 112
@@ -44,7 +48,8 @@ def _dump(workdir: Path, frames: int) -> Path:
 
 
 class _StepTimer:
-    """Times training batches after a warm-up (validation and data waits outside steps excluded)."""
+    """Times training batches after a warm-up: the steps alone (data waits outside steps excluded), and
+    the loop by the wall clock (data waits included: with no DataLoader workers the augmentations run there)."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
@@ -52,6 +57,8 @@ class _StepTimer:
         self.images = 0
         self.batches = 0  # over every epoch: a small dump's epoch can be shorter than the warm-up
         self._t = 0.0
+        self.wall_start: float | None = None
+        self.wall_end = 0.0
 
     def callback(self):  # noqa: ANN201 - a Lightning Callback
         from lightning.pytorch.callbacks import Callback
@@ -65,6 +72,8 @@ class _StepTimer:
 
                     torch.cuda.synchronize()
                 timer._t = time.perf_counter()
+                if timer.wall_start is None and timer.warmup == 0:
+                    timer.wall_start = timer._t
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # noqa: ANN001, ANN202
                 if pl_module.device.type == "cuda":
@@ -72,15 +81,20 @@ class _StepTimer:
 
                     torch.cuda.synchronize()
                 timer.batches += 1
+                now = time.perf_counter()
                 if timer.batches > timer.warmup:
-                    timer.seconds += time.perf_counter() - timer._t
+                    timer.seconds += now - timer._t
                     timer.images += len(batch[1])
+                    timer.wall_end = now
+                elif timer.batches == timer.warmup:
+                    timer.wall_start = now
 
         return Timer()
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float | str]]:
-    """Print the table; return {backbone: {precision, train, infer_net, infer_e2e}} (crops/s)."""
+    """Print the table; return {backbone: {precision, train, train_loop, infer_net, infer_e2e, infer_e2e_flip}}
+    (crops/s)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, help="a generate-dump output folder (default: generate one)")
     parser.add_argument("--workdir", default="work/bench-classify")
@@ -131,8 +145,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float | str]]:
     device_name = torch.cuda.get_device_name(0) if gpu else f"CPU, {threads} torch threads"
     print(f"{device_name}; {len(crops)} crops from {data}; input {args.input_size} px; "
           f"batch {args.batch_size}; {args.workers} DataLoader workers; inference in float32 on a CPU", flush=True)
-    print(f"{'backbone':20s} {'train precision':>16s} {'train crops/s':>14s} {'infer net crops/s':>18s} "
-          f"{'infer e2e crops/s':>18s}")
+    print(f"{'backbone':20s} {'train precision':>16s} {'train crops/s':>14s} {'loop crops/s':>13s} "
+          f"{'infer net crops/s':>18s} {'infer e2e crops/s':>18s} {'e2e, flip crops/s':>18s}")
     results: dict[str, dict[str, float | str]] = {}
     for name in names:
         precision = resolve_precision("auto", accelerator, name)  # what training with precision: auto uses
@@ -147,6 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float | str]]:
                             callbacks=[timer.callback()])
         trainer.fit(task, train_dataloaders=datamodule.train_dataloader())
         train_rate = timer.images / timer.seconds if timer.seconds else float("nan")
+        loop_seconds = timer.wall_end - timer.wall_start if timer.wall_start is not None else 0.0
+        loop_rate = timer.images / loop_seconds if loop_seconds > 0 else float("nan")
 
         network = build_backbone(name, taxonomy.num_classes, pretrained=False).eval().to(device)
         network.to(memory_format=torch.channels_last)  # the layout the stage and the training use
@@ -169,19 +185,24 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float | str]]:
         with torch.no_grad():
             dims = embeddings_and_logits(network.eval(), x[:1])[0].shape[1]
         bank = torch.nn.functional.normalize(torch.randn(400 * taxonomy.num_classes, dims), dim=1).to(x.device)
-        classifier = SpeciesClassifier(network=network, model_name="bench", version="", backbone=name,
-                                       taxonomy=taxonomy, preprocessing=pre, temperature=1.0,
-                                       open_set=OpenSetCalibration("knn", 0.0, 1.0, 0.95, k=100, bank=bank))
         subset = sources[: args.crops]
-        loader = DataLoader(DetectionCropDataset(subset, pre), batch_size=args.batch_size, num_workers=args.workers,
-                            collate_fn=collate_crops, pin_memory=gpu)
-        predictor = L.Trainer(accelerator=accelerator, devices=1, precision=precision if gpu else "32-true",
-                              logger=False, enable_progress_bar=False, enable_model_summary=False)
-        started = time.perf_counter()
-        predictor.predict(ClassifierModule(classifier, top_k=5), dataloaders=loader, return_predictions=False)
-        e2e_rate = len(subset) / (time.perf_counter() - started)
-        print(f"{name:20s} {precision:>16s} {train_rate:14.1f} {net_rate:18.1f} {e2e_rate:18.1f}", flush=True)
-        results[name] = {"precision": precision, "train": train_rate, "infer_net": net_rate, "infer_e2e": e2e_rate}
+        e2e = {}
+        for flip in (False, True):
+            classifier = SpeciesClassifier(network=network, model_name="bench", version="", backbone=name,
+                                           taxonomy=taxonomy, preprocessing=pre, temperature=1.0,
+                                           open_set=OpenSetCalibration("knn", 0.0, 1.0, 0.95, k=100, bank=bank),
+                                           test_time_flip=flip)
+            loader = DataLoader(DetectionCropDataset(subset, pre), batch_size=args.batch_size,
+                                num_workers=args.workers, collate_fn=collate_crops, pin_memory=gpu)
+            predictor = L.Trainer(accelerator=accelerator, devices=1, precision=precision if gpu else "32-true",
+                                  logger=False, enable_progress_bar=False, enable_model_summary=False)
+            started = time.perf_counter()
+            predictor.predict(ClassifierModule(classifier, top_k=5), dataloaders=loader, return_predictions=False)
+            e2e[flip] = len(subset) / (time.perf_counter() - started)
+        print(f"{name:20s} {precision:>16s} {train_rate:14.1f} {loop_rate:13.1f} {net_rate:18.1f} {e2e[False]:18.1f} "
+              f"{e2e[True]:18.1f}", flush=True)
+        results[name] = {"precision": precision, "train": train_rate, "train_loop": loop_rate,
+                         "infer_net": net_rate, "infer_e2e": e2e[False], "infer_e2e_flip": e2e[True]}
     return results
 
 

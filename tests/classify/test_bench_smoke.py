@@ -25,7 +25,8 @@ def test_classify_bench_prints_training_and_inference_rates(tiny_dump: Path, tmp
 
     figures = results["mobilenet_v3_small"]
     assert figures["precision"] == "32-true"  # depthwise convolutions train in float32 on every CPU
-    for key in ("train", "infer_net", "infer_e2e"):
+    for key in ("train", "train_loop", "infer_net", "infer_e2e", "infer_e2e_flip"):
         assert math.isfinite(figures[key]) and figures[key] > 0, key
+    assert figures["train_loop"] <= figures["train"] * 1.001  # the loop's wall clock includes the steps
     out = capsys.readouterr().out
     assert "train precision" in out and "mobilenet_v3_small" in out

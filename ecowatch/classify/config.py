@@ -76,6 +76,9 @@ class DataConfig(_Strict):
         balance_power: class balancing of training draws (0 = as in the data, 1 = all classes
             equally often).
         augment_scale: area range of the training random resized crop.
+        eval_zoom: share of the crop's side shown at evaluation and inference (the centre; see
+            :class:`~ecowatch.classify.transforms.Preprocessing`); about the square root of the
+            mean of ``augment_scale`` shows animals at the size training saw them.
         cache_workers: processes cutting crops into the cache.
         preload: keep decoded crops in memory during training.
     """
@@ -90,6 +93,7 @@ class DataConfig(_Strict):
     holdout_species: tuple[str, ...] = ()
     balance_power: float = Field(0.5, ge=0.0, le=1.0)
     augment_scale: tuple[float, float] = (0.55, 1.0)
+    eval_zoom: float = Field(1.0, ge=0.5, le=1.0)
     cache_workers: int = Field(2, ge=0, le=256)
     preload: bool = True
     split: SplitConfig = SplitConfig()

@@ -281,7 +281,8 @@ def train_classifier(
         log.warning("held-out species %s have no labelled crops; they cannot be evaluated", missing_holdout)
     taxonomy = ClassTaxonomy.from_taxa(taxa, class_ids)
     geometry = CropGeometry(cfg.data.crop_size, cfg.data.padding, max_aspect=cfg.data.max_aspect)
-    preprocessing = Preprocessing(geometry=geometry, input_size=cfg.data.input_size, autocontrast=cfg.data.autocontrast)
+    preprocessing = Preprocessing(geometry=geometry, input_size=cfg.data.input_size, autocontrast=cfg.data.autocontrast,
+                                  eval_zoom=cfg.data.eval_zoom)
     crops = _cache_crops(sources, CropCache(cache_dir, geometry), workers=cfg.data.cache_workers)
     split = split_crops(crops, class_ids, cfg)
     params = _params(cfg, split, taxonomy, extra_params)

@@ -44,6 +44,12 @@ class Preprocessing:
         input_size: side of the network input in pixels (the crop is resized to it).
         autocontrast: stretch each crop's grey levels between its 1st and 99th percentiles (dark
             infrared frames of distant animals become visible; colour crops keep their hues).
+        eval_zoom: share of the crop's side that evaluation and inference show the network: the
+            centre, resized to ``input_size``. Training's random resized crops keep part of the crop
+            and enlarge it, so the network learns animals larger than a whole crop shows them; a
+            centre crop of about the square root of the mean kept area shows them at that size
+            again (the train-test resolution discrepancy of FixRes, Touvron et al. 2019). 1: the
+            whole crop (checkpoints written before this field).
         mean: per-channel mean (RGB, 0..1) subtracted before the network.
         std: per-channel standard deviation (RGB, 0..1) divided by.
     """
@@ -51,12 +57,15 @@ class Preprocessing:
     geometry: CropGeometry = field(default_factory=CropGeometry)
     input_size: int = 112
     autocontrast: bool = True
+    eval_zoom: float = 1.0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
     def __post_init__(self) -> None:
         if not 16 <= self.input_size <= 1024:
             raise ValueError(f"input_size {self.input_size} must be within 16..1024 pixels")
+        if not 0.5 <= self.eval_zoom <= 1.0:
+            raise ValueError(f"eval_zoom {self.eval_zoom} must be within 0.5..1 (the share of the crop's side shown)")
         if self.input_size > self.geometry.crop_size:
             raise ValueError(
                 f"input_size {self.input_size} is larger than crop_size {self.geometry.crop_size}; "
@@ -136,11 +145,20 @@ def _contrast_step(pre: Preprocessing) -> list[Any]:
 def eval_transform(pre: Preprocessing) -> Any:
     """Cached crop (crop_size) -> normalised ``float32`` tensor (3, input_size, input_size).
 
+    With ``pre.eval_zoom`` below 1 the centre of the crop is cut first (as training's random crops
+    are, before their contrast stretch; never smaller than the input size), then resized to the
+    input size.
+
     Returns:
         An ``albumentations.Compose``: call it as ``transform(image=crop)["image"]``.
     """
-    steps = [*_contrast_step(pre)]
-    if pre.input_size != pre.geometry.crop_size:
+    side = pre.geometry.crop_size
+    steps: list[Any] = []
+    if pre.eval_zoom < 1.0:
+        side = max(pre.input_size, round(pre.geometry.crop_size * pre.eval_zoom))
+        steps.append(A.CenterCrop(side, side))
+    steps += _contrast_step(pre)
+    if pre.input_size != side:
         steps.append(A.Resize(pre.input_size, pre.input_size, interpolation=cv2.INTER_AREA))
     steps += [A.Normalize(mean=pre.mean, std=pre.std, max_pixel_value=255.0), ToTensorV2()]
     return A.Compose(steps)

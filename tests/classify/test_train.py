@@ -110,5 +110,7 @@ def test_shipped_config_loads_and_errors_name_the_key(tiny_dump: Path, tmp_path:
         load_classifier_config(conf, overrides={"model.backbone": "vgg11"})
     with pytest.raises(ConfigError, match=r"input_size \(256\) must not exceed crop_size"):
         load_classifier_config(conf, overrides={"data.input_size": 256})
+    with pytest.raises(ConfigError, match=r"data\.eval_zoom: .*less than or equal to 1"):
+        load_classifier_config(conf, overrides={"data.eval_zoom": 1.5})
     with pytest.raises(ConfigError, match=r"datasets\.labels: 'nope' is not in the catalog"):
         load_classifier_config(conf, overrides={"datasets.labels": "nope"})

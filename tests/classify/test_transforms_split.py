@@ -39,6 +39,27 @@ def test_transforms_give_normalised_tensors_of_the_input_size() -> None:
         Preprocessing(geometry=CropGeometry(crop_size=48), input_size=64)
 
 
+def test_eval_zoom_shows_the_network_the_centre_of_the_crop() -> None:
+    import cv2
+
+    rng = np.random.default_rng(3)
+    crop = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    crop[:, :6] = 0  # a dark rim outside the centre 90 %: it must not reach the stretch
+    whole = Preprocessing(geometry=CropGeometry(crop_size=128), input_size=96)
+    zoomed = Preprocessing(geometry=CropGeometry(crop_size=128), input_size=96, eval_zoom=0.9)
+    centre = crop[6:121, 6:121]  # round(128 * 0.9) = 115 px, centred
+    expected = cv2.resize(stretch_contrast(centre), (96, 96), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    expected = (expected - np.array(zoomed.mean, np.float32)) / np.array(zoomed.std, np.float32)
+    got = eval_transform(zoomed)(image=crop)["image"]
+    assert np.allclose(got.permute(1, 2, 0).numpy(), expected, atol=1e-5)
+    assert not torch.allclose(eval_transform(whole)(image=crop)["image"], got, atol=1e-2)
+    older = zoomed.to_record()
+    del older["eval_zoom"]  # a checkpoint from before the field: the whole crop, as it was evaluated
+    assert Preprocessing.from_record(older) == whole and Preprocessing.from_record(zoomed.to_record()) == zoomed
+    with pytest.raises(ValueError, match="eval_zoom 0.3 must be within 0.5..1"):
+        Preprocessing(geometry=CropGeometry(crop_size=128), input_size=96, eval_zoom=0.3)
+
+
 def test_contrast_stretch_spreads_dark_crops_and_spares_flat_ones() -> None:
     dark = np.random.default_rng(0).integers(10, 40, (32, 32, 3), dtype=np.uint8)
     stretched = stretch_contrast(dark)

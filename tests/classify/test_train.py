@@ -102,7 +102,7 @@ def test_cli_trains_logs_and_registers(tiny_dump: Path, tmp_path: Path) -> None:
 
 def test_shipped_config_loads_and_errors_name_the_key(tiny_dump: Path, tmp_path: Path) -> None:
     loaded = load_classifier_config(REPO / "conf" / "classifier.yaml")
-    assert loaded.config.model.backbone in ("resnet18", "mobilenet_v3_small", "regnet_y_400mf")
+    assert loaded.config.model.backbone in ("resnet18_half", "resnet18", "mobilenet_v3_small", "regnet_y_400mf")
     conf = write_training_project(tmp_path / "p", tiny_dump)
     with pytest.raises(ConfigError, match=r"train\.max_epoch: unknown key"):
         load_classifier_config(conf, overrides={"train.max_epoch": 3})

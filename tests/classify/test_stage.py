@@ -114,20 +114,27 @@ def test_stage_writes_top_k_rows_and_a_rerun_adds_none(classify_env, tiny_classi
     assert _classifications(store) == got
 
 
-def test_stage_scores_equal_the_checkpoint_on_the_same_crop(classify_env, tiny_classifier) -> None:
-    store, dump_root, _, models = classify_env
-    config = ClassifyConfig(model=str(models / "species.ckpt"), min_detection_conf=0.5, top_k=2, batch_size=3,
+def _first_scored_crop(store: Store, dump_root: Path, models: Path, checkpoint: str) -> tuple[list[tuple], torch.Tensor]:
+    """Run the stage with ``models/checkpoint``; one classified detection's rows and its crop as that
+    checkpoint's input tensor (1, 3, S, S)."""
+    config = ClassifyConfig(model=str(models / checkpoint), min_detection_conf=0.5, top_k=2, batch_size=3,
                             workers=0, accelerator="cpu", threads=1)
     classify_stage(store, dump_root=dump_root, dump_id=DUMP_ID, config=config, run_id="r", cache_dir=models)
     detection_id, rows = next(iter(_classifications(store).items()))
     with store.engine.connect() as conn:
         det = conn.execute(sa.select(S.detections, S.media.c.relpath).join(S.media).where(
             S.detections.c.detection_id == detection_id)).one()
+    pre = load_classifier(models / checkpoint).preprocessing
+    crop = crop_square(decode_image(dump_root / det.relpath), (det.x, det.y, det.w, det.h), pre.geometry)
+    return rows, eval_transform(pre)(image=crop)["image"][None]
+
+
+def test_stage_scores_equal_the_checkpoint_on_the_same_crop(classify_env, tiny_classifier) -> None:
+    store, dump_root, _, models = classify_env
+    rows, image = _first_scored_crop(store, dump_root, models, "species.ckpt")
     classifier = load_classifier(models / "species.ckpt")
     assert classifier.open_set.method == "knn" and classifier.open_set.bank is not None  # the default score
-    crop = crop_square(decode_image(dump_root / det.relpath), (det.x, det.y, det.w, det.h),
-                       classifier.preprocessing.geometry)
-    probs, unknown, _ = classifier.scores(eval_transform(classifier.preprocessing)(image=crop)["image"][None])
+    probs, unknown, _ = classifier.scores(image)
     top = torch.topk(probs[0], 2)
     assert [r[4] for r in rows] == [classifier.taxonomy.class_ids[i] for i in top.indices.tolist()]
     assert np.allclose([r[5] for r in rows], top.values.tolist(), atol=1e-5)
@@ -144,17 +151,8 @@ def test_a_test_time_flip_checkpoint_is_scored_so_in_the_stage(classify_env) -> 
               "open_set": OpenSetCalibration("energy", threshold=-2.5, scale=0.7, known_recall=0.95)}
     save_classifier(models / "single.ckpt", **common)
     save_classifier(models / "flip.ckpt", test_time_flip=True, **common)  # each crop with its mirror image
-    config = ClassifyConfig(model=str(models / "flip.ckpt"), min_detection_conf=0.5, top_k=2, batch_size=3,
-                            workers=0, accelerator="cpu", threads=1)
-    classify_stage(store, dump_root=dump_root, dump_id=DUMP_ID, config=config, run_id="r", cache_dir=models)
-    detection_id, rows = next(iter(_classifications(store).items()))
-    with store.engine.connect() as conn:
-        det = conn.execute(sa.select(S.detections, S.media.c.relpath).join(S.media).where(
-            S.detections.c.detection_id == detection_id)).one()
+    rows, image = _first_scored_crop(store, dump_root, models, "flip.ckpt")
     flipped, single = load_classifier(models / "flip.ckpt"), load_classifier(models / "single.ckpt")
-    crop = crop_square(decode_image(dump_root / det.relpath), (det.x, det.y, det.w, det.h),
-                       flipped.preprocessing.geometry)
-    image = eval_transform(flipped.preprocessing)(image=crop)["image"][None]
     probs, unknown, _ = flipped.scores(image)
     assert np.allclose([r[5] for r in rows], torch.topk(probs[0], 2).values.tolist(), atol=1e-5)
     assert rows[0][7] == pytest.approx(float(unknown[0]), abs=1e-5)

@@ -64,8 +64,9 @@ def resnet_at_width(layers: tuple[int, int, int, int], widths: tuple[int, int, i
     """torchvision's ResNet of basic blocks (``layers`` blocks per stage) with ``widths`` channels per stage
     instead of 64-128-256-512, initialised as torchvision initialises its ResNets.
 
-    ResNet18 at half width (32-64-128-256) has a quarter of the multiply-adds and trains 3.2 times as
-    fast on a 2-core AMD EPYC (bf16, 96 px, batch 64: 541 against 167 crops/s of bare training steps).
+    ResNet18 at half width (32-64-128-256) has a quarter of the multiply-adds and trains 3.1-3.2 times
+    as fast on a 2-core AMD EPYC (bf16, 96 px, batch 64: 789-815 against 251 crops/s of bare training
+    steps).
     """
     from torchvision.models.resnet import BasicBlock, ResNet
 

@@ -10,7 +10,7 @@ format             ``"ecowatch-species-classifier"``; ``format_version``: 1
 model_name         the name recorded in ``classifications.model_name``
 backbone           registered backbone name (:mod:`ecowatch.classify.backbones`)
 taxonomy           class ids in output order and every ancestor (id, name, rank, parent)
-preprocessing      crop size, context padding, fill, input size, contrast stretch, mean/std
+preprocessing      crop size, context padding, fill, input size, contrast stretch, evaluation zoom, mean/std
 temperature        calibration temperature (divide the logits by it)
 test_time_flip     score each crop and its mirror image, averaging logits and embeddings (absent in
                    older checkpoints: false); the calibration and unknown threshold were fitted so
